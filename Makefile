@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make demo` (the node on a replayed bag) and `make test`.
+# Both create or update the project venv first; nothing is rebuilt when nothing changed.
+SHELL := /bin/bash
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PIP_VERSION := 26.3
+
+PY_SOURCES := $(shell find mobileinst_ros -name '*.py' -not -path '*/__pycache__/*')
+ROS_SOURCES := CMakeLists.txt package.xml scripts/mobileinst_node scripts/build_messages.py \
+	$(wildcard msg/*.msg launch/* config/*.yaml config/*.xml models/*/*)
+
+.PHONY: venv demo test bench clean
+
+venv: $(VENV)/.ros_installed
+
+# Pinned dependencies (requirements.txt): ROS 2 wheels, torch CPU, onnxruntime, ...
+$(VENV)/.requirements: requirements.txt
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+# Console scripts (mobileinst-train, -export, -bench, -eval, ...) pointing at this checkout.
+$(VENV)/.editable: setup.py $(VENV)/.requirements
+	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	@touch $@
+
+# Messages built with CMake from the ROS 2 wheels and the package installed into the venv prefix,
+# the same layout colcon gives on a robot.
+$(VENV)/.ros_installed: $(VENV)/.editable $(ROS_SOURCES) $(PY_SOURCES)
+	$(PYTHON) scripts/build_messages.py > $(VENV)/build_messages.log 2>&1 || { tail -30 $(VENV)/build_messages.log; exit 1; }
+	@touch $@
+
+demo: venv
+	$(PYTHON) -m mobileinst_ros.demo
+
+test: venv
+	$(PYTHON) -m pytest
+
+bench: venv
+	$(VENV)/bin/mobileinst-bench --model models/default --json runs/bench.json
+
+clean:
+	rm -rf build $(VENV) runs/demo
