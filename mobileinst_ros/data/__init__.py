@@ -1,0 +1,1 @@
+"""Datasets: synthetic video generator, loaders, clip transforms, rosbag writers."""
