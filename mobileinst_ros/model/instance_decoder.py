@@ -1,0 +1,143 @@
+"""Dual transformer instance decoder: N learnable queries -> class logits, objectness, mask kernels.
+
+MobileInst decodes instances in two light stages:
+- global stage: queries cross-attend to the global feature X6 (stride 64), then self-attend;
+- local stage: queries cross-attend to the mask features max-pooled to stride 64, then self-attend.
+Keys carry 2-D sine position embeddings; queries have learnable content and position embeddings.
+Each stage has its own prediction heads so that both can be supervised (QueryInst's parallel
+supervision); at inference only the local stage's predictions are used.
+
+The stages are separate methods because training passes frame t's global-stage queries through frame
+t+d's local stage (temporal query passing).
+
+Shapes: x6[B,C6,h6,w6], mask_features[B,K,H/8,W/8] ->
+  logits[B,N,C], objectness[B,N], kernels[B,N,K] (+ global_queries[B,N,D], aux predictions in training)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["sine_position_embedding", "InstanceDecoder"]
+
+
+def sine_position_embedding(h: int, w: int, dim: int, device: torch.device, temperature: float = 10000.0) -> torch.Tensor:
+    """DETR's 2-D sine embedding, normalised to [0, 2π] over the grid: [h*w, dim] (dim divisible by 4)."""
+    quarter = dim // 4
+    ys = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h * 2 * math.pi
+    xs = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) / w * 2 * math.pi
+    freqs = temperature ** (torch.arange(quarter, dtype=torch.float32, device=device) / quarter)
+    y = ys[:, None] / freqs  # [h, quarter]
+    x = xs[:, None] / freqs  # [w, quarter]
+    y_emb = torch.cat([y.sin(), y.cos()], dim=1)[:, None, :].expand(h, w, 2 * quarter)
+    x_emb = torch.cat([x.sin(), x.cos()], dim=1)[None, :, :].expand(h, w, 2 * quarter)
+    return torch.cat([y_emb, x_emb], dim=2).reshape(h * w, 4 * quarter)
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention [B,Nq,D] x [B,L,D] -> [B,Nq,D], written by hand (no nn.MultiheadAttention)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.reshape(b, n, self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.q(query)), self._split(self.k(key)), self._split(self.v(value))
+        attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.head_dim ** -0.5, dim=-1)
+        out = torch.matmul(attn, v).transpose(1, 2)
+        return self.out(out.reshape(out.shape[0], out.shape[1], -1))
+
+
+class DecoderStage(nn.Module):
+    """Cross-attention to a feature map, self-attention among queries, FFN (post-norm, as DETR)."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int):
+        super().__init__()
+        self.cross = CrossAttention(dim, heads)
+        self.self_attn = CrossAttention(dim, heads)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(inplace=True), nn.Linear(ffn_dim, dim))
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+
+    def forward(self, queries: torch.Tensor, query_pos: torch.Tensor, memory: torch.Tensor,
+                memory_pos: torch.Tensor) -> torch.Tensor:
+        """queries[B,N,D], query_pos[1,N,D], memory[B,L,D], memory_pos[1,L,D] -> [B,N,D]."""
+        q = self.norm1(queries + self.cross(queries + query_pos, memory + memory_pos, memory))
+        qp = q + query_pos
+        q = self.norm2(q + self.self_attn(qp, qp, q))
+        return self.norm3(q + self.ffn(q))
+
+
+class PredictionHeads(nn.Module):
+    """Per query: class logits [C], IoU-aware objectness logit [1], mask kernel [K]."""
+
+    def __init__(self, dim: int, num_classes: int, kernel_dim: int, prior_prob: float = 0.01):
+        super().__init__()
+        self.cls = nn.Linear(dim, num_classes)
+        self.obj = nn.Linear(dim, 1)
+        self.kernel = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, kernel_dim))
+        bias = -math.log((1 - prior_prob) / prior_prob)  # focal-loss prior: start with low scores
+        nn.init.constant_(self.cls.bias, bias)
+        nn.init.constant_(self.obj.bias, bias)
+
+    def forward(self, q: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.cls(q), "objectness": self.obj(q).squeeze(-1), "kernels": self.kernel(q)}
+
+
+class InstanceDecoder(nn.Module):
+    """Global stage on X6, local stage on pooled mask features, heads after each stage."""
+
+    def __init__(self, global_channels: int, num_classes: int, num_queries: int = 100, dim: int = 128,
+                 kernel_dim: int = 128, heads: int = 4, ffn_dim: int = 256, pool_factor: int = 8):
+        super().__init__()
+        self.num_queries, self.dim, self.pool_factor = num_queries, dim, pool_factor
+        self.query_feat = nn.Parameter(torch.randn(1, num_queries, dim) * 0.1)
+        self.query_pos = nn.Parameter(torch.randn(1, num_queries, dim) * 0.1)
+        self.global_proj = nn.Linear(global_channels, dim)
+        self.local_proj = nn.Linear(kernel_dim, dim)
+        self.global_stage = DecoderStage(dim, heads, ffn_dim)
+        self.local_stage = DecoderStage(dim, heads, ffn_dim)
+        self.global_heads = PredictionHeads(dim, num_classes, kernel_dim)
+        self.local_heads = PredictionHeads(dim, num_classes, kernel_dim)
+
+    @staticmethod
+    def _tokens(x: torch.Tensor, proj: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B,C,h,w] -> tokens [B,h*w,D] and their sine embeddings [1,h*w,D]."""
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        tokens = proj(x.flatten(2).transpose(1, 2))
+        return tokens, sine_position_embedding(h, w, tokens.shape[-1], x.device)[None]
+
+    def forward_global(self, x6: torch.Tensor) -> torch.Tensor:
+        """x6[B,C6,h6,w6] -> global-stage queries [B,N,D]."""
+        memory, pos = self._tokens(x6, self.global_proj)
+        queries = self.query_feat.expand(x6.shape[0], -1, -1)
+        return self.global_stage(queries, self.query_pos, memory, pos)
+
+    def forward_local(self, global_queries: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
+        """global_queries[B,N,D], mask_features[B,K,H/8,W/8] -> local-stage queries [B,N,D]."""
+        pooled = F.max_pool2d(mask_features, self.pool_factor, self.pool_factor, ceil_mode=True)
+        memory, pos = self._tokens(pooled, self.local_proj)
+        return self.local_stage(global_queries, self.query_pos, memory, pos)
+
+    def predict(self, queries: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Final (local-stage) heads: queries[B,N,D] -> logits, objectness, kernels."""
+        return self.local_heads(queries)
+
+    def forward(self, x6: torch.Tensor, mask_features: torch.Tensor) -> dict:
+        """-> dict(logits[B,N,C], objectness[B,N], kernels[B,N,K], global_queries[B,N,D], aux=[...])."""
+        global_queries = self.forward_global(x6)
+        out = self.predict(self.forward_local(global_queries, mask_features))
+        out["global_queries"] = global_queries
+        if self.training:
+            out["aux"] = [self.global_heads(global_queries)]
+        return out

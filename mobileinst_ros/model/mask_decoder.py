@@ -1,0 +1,79 @@
+"""Semantic-enhanced mask decoder: (X3, X4, X5, X6) -> mask features at stride 8.
+
+MobileInst's mask decoder fuses the local features top-down then bottom-up, and injects the global
+feature X6 through semantic enhancers so that the stride-8 mask features carry image-level context.
+All convolutions after the 1x1 laterals are depthwise-separable to keep it light on a CPU.
+
+Shapes (D = ``dim``, K = ``kernel_dim``):
+  x3[B,C3,H/8,W/8], x4[B,C4,H/16,W/16], x5[B,C5,H/32,W/32], x6[B,C6,H/64,W/64]
+  -> mask_features[B,K,H/8,W/8]
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import ConvBNAct
+
+__all__ = ["DSConv", "SemanticEnhancer", "MaskDecoder"]
+
+
+def resize_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Bilinearly resize x to ref's spatial size (an explicit size, so the export is exact)."""
+    return F.interpolate(x, size=(int(ref.shape[-2]), int(ref.shape[-1])), mode="bilinear", align_corners=False)
+
+
+class DSConv(nn.Sequential):
+    """Depthwise kxk (optionally strided) + pointwise 1x1, each with BN + ReLU6."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1):
+        super().__init__(ConvBNAct(in_ch, in_ch, kernel, stride, groups=in_ch), ConvBNAct(in_ch, out_ch, 1))
+
+
+class SemanticEnhancer(nn.Module):
+    """Inject the global feature into a local one: F' = F * sigmoid(A(G↑)) + B(G↑).
+
+    local[B,D,h,w], global[B,C6,h6,w6] -> [B,D,h,w]; G↑ is X6 bilinearly upsampled to (h, w).
+    """
+
+    def __init__(self, dim: int, global_ch: int):
+        super().__init__()
+        self.gate = ConvBNAct(global_ch, dim, 1, act=False)
+        self.embed = ConvBNAct(global_ch, dim, 1, act=False)
+
+    def forward(self, local: torch.Tensor, glob: torch.Tensor) -> torch.Tensor:
+        return local * torch.sigmoid(resize_to(self.gate(glob), local)) + resize_to(self.embed(glob), local)
+
+
+class MaskDecoder(nn.Module):
+    """Top-down + bottom-up fusion of X3..X5 with semantic enhancers fed by X6."""
+
+    def __init__(self, in_channels: tuple[int, int, int, int], dim: int = 128, kernel_dim: int = 128):
+        super().__init__()
+        c3, c4, c5, c6 = in_channels
+        self.lateral3 = ConvBNAct(c3, dim, 1)
+        self.lateral4 = ConvBNAct(c4, dim, 1)
+        self.lateral5 = ConvBNAct(c5, dim, 1)
+        self.enhance5 = SemanticEnhancer(dim, c6)
+        self.enhance4 = SemanticEnhancer(dim, c6)
+        self.enhance3 = SemanticEnhancer(dim, c6)
+        self.top_down4 = DSConv(dim, dim)
+        self.top_down3 = DSConv(dim, dim)
+        self.down3 = DSConv(dim, dim, stride=2)
+        self.down4 = DSConv(dim, dim, stride=2)
+        self.bottom_up4 = DSConv(dim, dim)
+        self.bottom_up5 = DSConv(dim, dim)
+        self.fuse = DSConv(3 * dim, dim)
+        self.project = nn.Conv2d(dim, kernel_dim, 1)
+
+    def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor, x6: torch.Tensor) -> torch.Tensor:
+        # top-down: coarse context flows to fine levels, each level enhanced with X6
+        p5 = self.enhance5(self.lateral5(x5), x6)
+        p4 = self.top_down4(self.enhance4(self.lateral4(x4), x6) + resize_to(p5, x4))
+        p3 = self.top_down3(self.enhance3(self.lateral3(x3), x6) + resize_to(p4, x3))
+        # bottom-up: fine detail flows back to the coarse levels
+        n4 = self.bottom_up4(p4 + self.down3(p3))
+        n5 = self.bottom_up5(p5 + self.down4(n4))
+        fused = self.fuse(torch.cat([p3, resize_to(n4, p3), resize_to(n5, p3)], dim=1))
+        return self.project(fused)
