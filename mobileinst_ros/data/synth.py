@@ -9,7 +9,8 @@ Output is a YouTube-VIS 2019 dataset (docs/design.md):
 ``<out>/JPEGImages/<video>/<frame>.jpg`` and ``<out>/annotations.json`` whose segmentations are
 pycocotools compressed RLE dicts (``counts`` a str) of the *visible* mask after occlusion, or null
 where the object is out of frame or fully hidden. Video ``i`` of seed ``s`` depends only on
-``(s, i)``: the same arguments give byte-identical files.
+``(s, i)``: the same arguments give byte-identical files. ``--bag`` also writes the frames and ground
+truth to a rosbag2 (``data/bags.py`` describes its topics), its stamps at ``--fps``.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from mobileinst_ros.data.bags import BagError, write_dataset_bag
 from mobileinst_ros.data.synth_assets import (
     CATEGORIES,
     TEMPLATE_RADIUS,
@@ -340,6 +342,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="use different seeds for train and test")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace JPEGImages/ and annotations.json if --out already holds a dataset")
+    parser.add_argument("--bag", type=Path, help="also write the videos and ground truth to this new rosbag2")
+    parser.add_argument("--bag-storage", choices=("sqlite3", "mcap"), default="sqlite3")
+    parser.add_argument("--fps", type=float, default=10.0, help="frame rate of the bag's stamps")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -351,6 +356,10 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--width and --height must be >= 32 pixels (got {args.width}x{args.height})"
     if args.seed < 0:
         return f"--seed must be >= 0 (got {args.seed})"
+    if args.fps <= 0:
+        return f"--fps must be positive (got {args.fps})"
+    if args.bag is not None and args.bag.exists():
+        return f"{args.bag} already exists; a bag is written to a new path"
     existing = [p for p in (args.out / "JPEGImages", args.out / "annotations.json") if p.exists()]
     if existing and not args.overwrite:
         return f"{existing[0]} already exists; pass --overwrite or choose another --out"
@@ -369,10 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = write_dataset(args.out, args.videos, args.frames, args.width, args.height, args.seed,
                              progress=not args.quiet)
-    except OSError as error:
+        print(f"wrote {args.videos} videos x {args.frames} frames to {path.parent}")
+        if args.bag is not None:
+            frames = write_dataset_bag(args.out, args.bag, args.fps, args.bag_storage, progress=not args.quiet)
+            print(f"wrote {frames} frames at {args.fps:g} Hz with ground truth to {args.bag}")
+    except (OSError, BagError) as error:
         print(f"mobileinst-synth: error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {args.videos} videos x {args.frames} frames to {path.parent}")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""mobileinst-eval: metrics, report, offline and live replay of bags and datasets."""
