@@ -1,0 +1,1 @@
+"""mobileinst-bench: latency of MobileInst and peer heads on one CPU core."""

@@ -1,0 +1,1 @@
+"""Robot-side inference: onnxruntime engine, pre- and post-processing (numpy + OpenCV, never torch)."""

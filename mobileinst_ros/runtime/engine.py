@@ -1,0 +1,263 @@
+"""``Engine``: runs an exported MobileInst model directory with onnxruntime on the robot (no torch).
+
+One onnxruntime session per graph (``runtime/model_dir.py``), intra-op threads 1 by default, inter-op 1,
+sequential execution. The engine offers the pieces the tracker composes:
+
+- ``prepare(image)`` -> ``Prepared`` (checked RGB, letterbox geometry, normalised input)
+- ``keyframe_features(prepared)``: shallow + deep backbone + mask decoder -> ``Features``
+- ``reuse_features(prepared, keyframe)``: shallow backbone + mask decoder on the keyframe's x4, x5, x6
+- ``detect(features)``: instance decoder + score selection -> ``Detections``
+- ``masks(kernels, features, geometry)``: masks at the image's resolution
+
+and ``infer(image)`` for a single image (a keyframe without tracking).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from mobileinst_ros.masks import mask_bbox
+from mobileinst_ros.runtime.model_dir import (GRAPH_IO, ModelLoadError, ModelSpec, expected_shapes, load_spec,
+                                              parse_resolution)
+from mobileinst_ros.runtime.postprocess import MaskSet, mask_logits, masks_to_image, select_instances
+from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, preprocess
+
+__all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
+
+
+class NonFiniteOutputError(RuntimeError):
+    """A graph produced NaN or inf: the frame must be dropped."""
+
+
+@dataclass
+class Prepared:
+    """One image ready for the network: ``rgb`` (H, W, 3) uint8, ``tensor`` [1, 3, h, w] float32."""
+
+    rgb: np.ndarray
+    geometry: Geometry
+    tensor: np.ndarray
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return self.geometry.input_size
+
+
+@dataclass
+class Features:
+    """Per-frame features at one model resolution (batch 1): x3 (stride 8), the deep x4, x5, x6 (the
+    keyframe's, on a non-keyframe) and mask_features [1, D, h/8, w/8]."""
+
+    resolution: tuple[int, int]
+    x3: np.ndarray
+    x4: np.ndarray
+    x5: np.ndarray
+    x6: np.ndarray
+    mask_features: np.ndarray
+
+
+@dataclass
+class Detections:
+    """Instances found on a keyframe: ``kernels`` [K, D], ``class_ids`` [K], ``scores`` [K]."""
+
+    kernels: np.ndarray
+    class_ids: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass
+class Instance:
+    """One instance in one image (no track id)."""
+
+    class_id: int
+    score: float
+    bbox: tuple[int, int, int, int]
+    mask: np.ndarray
+
+
+def _check_finite(outputs: dict[str, np.ndarray], graph: str) -> None:
+    for name, value in outputs.items():
+        if not np.isfinite(value).all():
+            raise NonFiniteOutputError(f"{graph} produced NaN/inf in {name!r}")
+
+
+class _Graph:
+    """One onnxruntime session with its checked tensor names."""
+
+    def __init__(self, path: Path, role: str, options: ort.SessionOptions) -> None:
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises several unrelated types for unreadable files
+            raise ModelLoadError(f"{path}: cannot load as ONNX ({role} graph): {str(err).strip()}") from None
+        self.path, self.role = path, role
+        self.inputs, self.outputs = GRAPH_IO[role]
+
+    def check_signature(self, shapes: dict) -> None:
+        """ModelLoadError unless the graph's tensor names and shapes fit ``shapes`` (name -> shape)."""
+        got = {t.name: t.shape for t in self.session.get_inputs() + self.session.get_outputs()}
+        got_in = [t.name for t in self.session.get_inputs()]
+        got_out = [t.name for t in self.session.get_outputs()]
+        if sorted(got_in) != sorted(self.inputs) or not set(self.outputs) <= set(got_out):
+            raise ModelLoadError(f"{self.path}: {self.role} graph must map {list(self.inputs)} -> "
+                                 f"{list(self.outputs)}, got {got_in} -> {got_out}")
+        for name in self.inputs + self.outputs:
+            expected = shapes[name]
+            shape = got[name]
+            # a symbolic dimension (str/None) fits any size: the shared layout serves several resolutions
+            ok = len(shape) == len(expected) and all(
+                e is None or s == e or not isinstance(s, int) for s, e in zip(shape, expected))
+            if not ok:
+                raise ModelLoadError(f"{self.path}: tensor {name!r} has shape {shape}, expected "
+                                     f"{['any' if e is None else e for e in expected]}")
+
+    def run(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(list(self.outputs), feeds)
+        outputs = dict(zip(self.outputs, values))
+        _check_finite(outputs, f"{self.path.name} ({self.role})")
+        return outputs
+
+
+class Engine:
+    """MobileInst on onnxruntime. ``resolution`` (w, h) or '640x480' fixes the model resolution;
+    None picks, per image, the exported resolution closest to the image's aspect ratio.
+    ``score_threshold``, ``mask_threshold`` and ``max_instances`` are plain attributes: change them at
+    run time. Defaults come from ``model.yaml``."""
+
+    def __init__(self, model_dir: str | Path, threads: int = 1, resolution: tuple[int, int] | str | None = None,
+                 precision: str = "fp32", resize: str | None = None, score_threshold: float | None = None,
+                 mask_threshold: float | None = None, max_instances: int | None = None) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.spec: ModelSpec = load_spec(model_dir)
+        d = self.spec.defaults
+        self.score_threshold = float(score_threshold if score_threshold is not None else d.get("score_threshold", 0.3))
+        self.mask_threshold = float(mask_threshold if mask_threshold is not None else d.get("mask_threshold", 0.45))
+        self.max_instances = int(max_instances if max_instances is not None else d.get("max_instances", 20))
+        self.resize = resize or d.get("resize", "letterbox")
+        make_geometry((1, 1), (1, 1), self.resize)  # reject a bad mode now, not on the first frame
+        self.precision = precision
+        self.threads = threads
+        cv2.setNumThreads(threads)
+        self.resolutions = self._choose_resolutions(resolution)
+        self._options = self._session_options(threads)
+        self._sessions: dict[Path, _Graph] = {}  # one session per file, shared by resolutions
+        self._graphs = {res: self._load_graphs(res, precision) for res in self.resolutions}
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.spec.classes)
+
+    @property
+    def mask_stride(self) -> int:
+        return self.spec.mask_stride
+
+    def _choose_resolutions(self, resolution: tuple[int, int] | str | None) -> list[tuple[int, int]]:
+        available = list(self.spec.graphs)
+        if resolution is None:
+            return available
+        if isinstance(resolution, str):
+            resolution = parse_resolution(resolution)
+        resolution = (int(resolution[0]), int(resolution[1]))
+        if resolution not in available:
+            names = [f"{w}x{h}" for w, h in available]
+            raise ModelLoadError(f"{self.spec.root / 'model.yaml'}: no graphs at {resolution[0]}x{resolution[1]};"
+                                 f" exported resolutions: {names}")
+        return [resolution]
+
+    @staticmethod
+    def _session_options(threads: int) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        return options
+
+    def _load_graphs(self, resolution: tuple[int, int], precision: str) -> dict[str, _Graph]:
+        files = self.spec.graphs[resolution]
+        if precision not in files:
+            raise ModelLoadError(f"{self.spec.root / 'model.yaml'}: no {precision} graphs at "
+                                 f"{resolution[0]}x{resolution[1]} (have {sorted(files)}; INT8 graphs come "
+                                 f"from mobileinst-quantize)")
+        shapes = expected_shapes(self.spec, resolution)
+        graphs = {}
+        for role, path in files[precision].items():
+            if path not in self._sessions:
+                self._sessions[path] = _Graph(path, role, self._options)
+            graphs[role] = self._sessions[path]
+            graphs[role].check_signature(shapes)
+        return graphs
+
+    def pick_resolution(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """The loaded resolution whose aspect ratio is closest to ``image_size`` (w, h) (log ratio);
+        ties go to the larger one."""
+        aspect = np.log(image_size[0] / image_size[1])
+        return min(self.resolutions, key=lambda r: (abs(np.log(r[0] / r[1]) - aspect), -r[0] * r[1]))
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """Check an RGB uint8 (H, W, 3) or grayscale image and normalise it at the model resolution."""
+        rgb = check_rgb8(image)
+        image_size = (rgb.shape[1], rgb.shape[0])
+        geometry = make_geometry(image_size, self.pick_resolution(image_size), self.resize)
+        return Prepared(rgb, geometry, preprocess(rgb, geometry, self.spec.mean, self.spec.scale))
+
+    def shallow(self, prepared: Prepared) -> np.ndarray:
+        """Stride-8 features x3 of one image."""
+        return self._graphs[prepared.resolution]["shallow"].run(image=prepared.tensor)["x3"]
+
+    def deep_features(self, resolution: tuple[int, int], x3: np.ndarray) -> Features:
+        """Deep backbone + mask decoder on x3: everything a keyframe needs before the instance decoder."""
+        graphs = self._graphs[resolution]
+        deep = graphs["deep"].run(x3=x3)
+        mf = graphs["mask_decoder"].run(x3=x3, **deep)["mask_features"]
+        return Features(resolution, x3, deep["x4"], deep["x5"], deep["x6"], mf)
+
+    def keyframe_features(self, prepared: Prepared) -> Features:
+        """Full backbone + mask decoder."""
+        return self.deep_features(prepared.resolution, self.shallow(prepared))
+
+    def reuse_features(self, prepared: Prepared, keyframe: Features) -> Features:
+        """Shallow backbone on this image, mask decoder with the keyframe's deep features x4, x5, x6."""
+        if keyframe.resolution != prepared.resolution:
+            raise ValueError(f"keyframe features are at {keyframe.resolution}, image needs {prepared.resolution}")
+        x3 = self.shallow(prepared)
+        mf = self._graphs[prepared.resolution]["mask_decoder"].run(
+            x3=x3, x4=keyframe.x4, x5=keyframe.x5, x6=keyframe.x6)["mask_features"]
+        return Features(prepared.resolution, x3, keyframe.x4, keyframe.x5, keyframe.x6, mf)
+
+    def decode(self, features: Features) -> dict[str, np.ndarray]:
+        """Instance decoder: logits [N, C], objectness [N], kernels [N, D] (batch dropped)."""
+        out = self._graphs[features.resolution]["instance_decoder"].run(
+            x6=features.x6, mask_features=features.mask_features)
+        return {k: v[0] for k, v in out.items()}
+
+    def select(self, decoded: dict[str, np.ndarray]) -> Detections:
+        """Queries scoring at least ``score_threshold`` (at most ``max_instances``)."""
+        sel = select_instances(decoded["logits"], decoded["objectness"], self.score_threshold, self.max_instances)
+        return Detections(decoded["kernels"][sel.indices], sel.class_ids, sel.scores)
+
+    def detect(self, features: Features) -> Detections:
+        """Instance decoder + selection."""
+        return self.select(self.decode(features))
+
+    def masks(self, kernels: np.ndarray, features: Features, geometry: Geometry) -> MaskSet:
+        """Masks of ``kernels`` [K, D] on ``features`` at the image's resolution."""
+        logits = mask_logits(kernels, features.mask_features[0])
+        return masks_to_image(logits, geometry, self.spec.mask_stride, self.mask_threshold)
+
+    def infer(self, image: np.ndarray) -> list[Instance]:
+        """All instances of a single image (keyframe path, no tracking), score rescored by maskness."""
+        prepared = self.prepare(image)
+        features = self.keyframe_features(prepared)
+        det = self.detect(features)
+        ms = self.masks(det.kernels, features, prepared.geometry)
+        out = []
+        for k in range(len(det.scores)):
+            if ms.areas[k] > 0:
+                out.append(Instance(int(det.class_ids[k]), float(det.scores[k] * ms.maskness[k]),
+                                    mask_bbox(ms.masks[k]), ms.masks[k]))
+        return sorted(out, key=lambda i: -i.score)

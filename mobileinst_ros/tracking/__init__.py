@@ -1,0 +1,1 @@
+"""Robot-side tracking by kernels: keyframes, kernel and feature reuse, association (never torch)."""
