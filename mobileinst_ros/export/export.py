@@ -22,6 +22,7 @@ import datetime
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +136,9 @@ def _export_graph(module: nn.Module, role: str, args: tuple, path: Path, dynamic
     inputs, outputs = GRAPH_IO[role]
     axes = {n: _DYNAMIC_AXES[n] for n in inputs + outputs if n in _DYNAMIC_AXES} if dynamic else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter is deprecated but the one that embeds weights with no onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(module, args, str(path), input_names=list(inputs), output_names=list(outputs),
                           opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=axes)
     onnx.checker.check_model(str(path), full_check=True)

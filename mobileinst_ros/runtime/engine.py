@@ -6,8 +6,10 @@ sequential execution. The engine offers the pieces the tracker composes:
 - ``prepare(image)`` -> ``Prepared`` (checked RGB, letterbox geometry, normalised input)
 - ``keyframe_features(prepared)``: shallow + deep backbone + mask decoder -> ``Features``
 - ``reuse_features(prepared, keyframe)``: shallow backbone + mask decoder on the keyframe's x4, x5, x6
-- ``detect(features)``: instance decoder + score selection -> ``Detections``
-- ``masks(kernels, features, geometry)``: masks at the image's resolution
+- ``decode(features)``: instance decoder; ``select(decoded, features, geometry)``: scores rescored by
+  maskness -> ``Detections`` (``detect`` does both)
+- ``reuse_masks(kernels, features, geometry)``: a keyframe's kernels on new mask features
+- ``to_image(mask_logits, geometry)``: boolean masks at the image's resolution
 
 and ``infer(image)`` for a single image (a keyframe without tracking).
 """
@@ -23,7 +25,7 @@ import onnxruntime as ort
 from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.model_dir import (GRAPH_IO, ModelLoadError, ModelSpec, expected_shapes, load_spec,
                                               parse_resolution)
-from mobileinst_ros.runtime.postprocess import MaskSet, mask_logits, masks_to_image, select_instances
+from mobileinst_ros.runtime.postprocess import mask_logits, mask_stats, masks_to_image, query_scores, rank
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, preprocess
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
@@ -61,11 +63,17 @@ class Features:
 
 @dataclass
 class Detections:
-    """Instances found on a keyframe: ``kernels`` [K, D], ``class_ids`` [K], ``scores`` [K]."""
+    """Instances found on a keyframe, best first: ``kernels`` [K, D], ``class_ids`` [K], ``scores`` [K]
+    (query score x maskness), ``query_scores`` [K] (before rescoring), ``maskness`` [K], ``cells`` [K]
+    (mask area in stride-8 cells) and stride-8 ``mask_logits`` [K, h, w]."""
 
     kernels: np.ndarray
     class_ids: np.ndarray
     scores: np.ndarray
+    query_scores: np.ndarray
+    maskness: np.ndarray
+    cells: np.ndarray
+    mask_logits: np.ndarray
 
 
 @dataclass
@@ -134,8 +142,8 @@ class Engine:
         self.spec: ModelSpec = load_spec(model_dir)
         d = self.spec.defaults
         self.score_threshold = float(score_threshold if score_threshold is not None else d.get("score_threshold", 0.3))
-        self.mask_threshold = float(mask_threshold if mask_threshold is not None else d.get("mask_threshold", 0.45))
-        self.max_instances = int(max_instances if max_instances is not None else d.get("max_instances", 20))
+        self.mask_threshold = float(mask_threshold if mask_threshold is not None else d.get("mask_threshold", 0.5))
+        self.max_instances = int(max_instances if max_instances is not None else d.get("max_instances", 10))
         self.resize = resize or d.get("resize", "letterbox")
         make_geometry((1, 1), (1, 1), self.resize)  # reject a bad mode now, not on the first frame
         self.precision = precision
@@ -235,29 +243,38 @@ class Engine:
             x6=features.x6, mask_features=features.mask_features)
         return {k: v[0] for k, v in out.items()}
 
-    def select(self, decoded: dict[str, np.ndarray]) -> Detections:
-        """Queries scoring at least ``score_threshold`` (at most ``max_instances``)."""
-        sel = select_instances(decoded["logits"], decoded["objectness"], self.score_threshold, self.max_instances)
-        return Detections(decoded["kernels"][sel.indices], sel.class_ids, sel.scores)
+    def select(self, decoded: dict[str, np.ndarray], features: Features, geometry: Geometry) -> Detections:
+        """Queries rescored by maskness; those scoring at least ``score_threshold`` (at most
+        ``max_instances``). Maskness <= 1, so only queries already above the threshold need masks."""
+        scores, class_ids = query_scores(decoded["logits"], decoded["objectness"])
+        cand = np.flatnonzero(scores >= self.score_threshold)
+        logits = mask_logits(decoded["kernels"][cand], features.mask_features[0])
+        mness, cells = mask_stats(logits, geometry, self.spec.mask_stride, self.mask_threshold)
+        final = scores[cand] * mness
+        keep = rank(final, self.score_threshold, self.max_instances)
+        return Detections(decoded["kernels"][cand[keep]], class_ids[cand[keep]], final[keep],
+                          scores[cand[keep]], mness[keep], cells[keep], logits[keep])
 
-    def detect(self, features: Features) -> Detections:
+    def detect(self, features: Features, geometry: Geometry) -> Detections:
         """Instance decoder + selection."""
-        return self.select(self.decode(features))
+        return self.select(self.decode(features), features, geometry)
 
-    def masks(self, kernels: np.ndarray, features: Features, geometry: Geometry) -> MaskSet:
-        """Masks of ``kernels`` [K, D] on ``features`` at the image's resolution."""
+    def reuse_masks(self, kernels: np.ndarray, features: Features,
+                    geometry: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Kernels [K, D] of an earlier keyframe on these features -> (mask logits [K, h, w],
+        maskness [K], cells [K])."""
         logits = mask_logits(kernels, features.mask_features[0])
+        return (logits, *mask_stats(logits, geometry, self.spec.mask_stride, self.mask_threshold))
+
+    def to_image(self, logits: np.ndarray, geometry: Geometry) -> np.ndarray:
+        """Stride-8 mask logits [K, h, w] -> bool masks [K, H, W] at the image's resolution."""
         return masks_to_image(logits, geometry, self.spec.mask_stride, self.mask_threshold)
 
     def infer(self, image: np.ndarray) -> list[Instance]:
-        """All instances of a single image (keyframe path, no tracking), score rescored by maskness."""
+        """All instances of a single image (keyframe path, no tracking), best first; empty masks dropped."""
         prepared = self.prepare(image)
         features = self.keyframe_features(prepared)
-        det = self.detect(features)
-        ms = self.masks(det.kernels, features, prepared.geometry)
-        out = []
-        for k in range(len(det.scores)):
-            if ms.areas[k] > 0:
-                out.append(Instance(int(det.class_ids[k]), float(det.scores[k] * ms.maskness[k]),
-                                    mask_bbox(ms.masks[k]), ms.masks[k]))
-        return sorted(out, key=lambda i: -i.score)
+        det = self.detect(features, prepared.geometry)
+        masks = self.to_image(det.mask_logits, prepared.geometry)
+        return [Instance(int(c), float(s), mask_bbox(m), m)
+                for c, s, m in zip(det.class_ids, det.scores, masks) if m.any()]

@@ -1,42 +1,20 @@
 """Scores, instance selection and masks at the image's resolution (numpy + OpenCV).
 
-Scores follow MobileInst/SparseInst: ``sqrt(max_c sigmoid(logits) * sigmoid(objectness))``, no NMS.
-Masks are ``kernels @ mask_features`` (stride-8 logits); each is warped straight from the stride-8 grid
-to the original image with one bilinear affine map (exact letterbox geometry, no intermediate
-full-resolution copy), and only over the box where it can exceed the threshold.
+As the torch model's post-processing (``model/postprocess.py``): query score
+``sqrt(sigmoid(best class logit) * sigmoid(objectness))``, rescored by the mean mask probability inside
+the mask ("maskness"), no NMS. Here maskness is taken on the stride-8 grid (cheap) rather than at full
+resolution. Masks are ``kernels @ mask_features`` (stride-8 logits); each is warped straight from the
+stride-8 grid to the original image with one bilinear affine map (exact letterbox geometry, no
+intermediate full-resolution copy), and only over the box where it can exceed the threshold.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from mobileinst_ros.runtime.preprocess import Geometry
 
-__all__ = ["Selection", "sigmoid", "select_instances", "mask_logits", "MaskSet", "masks_to_image"]
-
-
-@dataclass
-class Selection:
-    """Instances kept from one keyframe: ``indices`` [K] into the N queries, ``class_ids`` [K],
-    ``scores`` [K] (before mask rescoring), sorted by descending score."""
-
-    indices: np.ndarray
-    class_ids: np.ndarray
-    scores: np.ndarray
-
-
-@dataclass
-class MaskSet:
-    """Masks of K instances at the image's resolution.
-
-    ``masks`` bool [K, H, W]; ``maskness`` [K]: mean probability inside each stride-8 mask (0 if empty);
-    ``areas`` [K]: pixels of each full-resolution mask."""
-
-    masks: np.ndarray
-    maskness: np.ndarray
-    areas: np.ndarray
+__all__ = ["sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "masks_to_image"]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -45,15 +23,19 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(np.float32(0), -x)).astype(np.float32)
 
 
-def select_instances(logits: np.ndarray, objectness: np.ndarray, score_threshold: float,
-                     max_instances: int) -> Selection:
-    """logits [N, C], objectness [N] -> the at most ``max_instances`` queries scoring >= threshold."""
+def query_scores(logits: np.ndarray, objectness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """logits [N, C], objectness [N] -> (scores [N], class_ids [N]) with
+    score = sqrt(sigmoid(logit of the best class) * sigmoid(objectness))."""
     probs = sigmoid(logits)
     class_ids = probs.argmax(axis=1)
     scores = np.sqrt(probs[np.arange(len(class_ids)), class_ids] * sigmoid(objectness))
-    keep = np.flatnonzero(scores >= score_threshold)
-    keep = keep[np.argsort(-scores[keep], kind="stable")][:max_instances]
-    return Selection(keep, class_ids[keep].astype(np.int64), scores[keep].astype(np.float32))
+    return scores.astype(np.float32), class_ids.astype(np.int64)
+
+
+def rank(scores: np.ndarray, threshold: float, limit: int) -> np.ndarray:
+    """Indices of the at most ``limit`` scores >= ``threshold``, best first."""
+    keep = np.flatnonzero(scores >= threshold)
+    return keep[np.argsort(-scores[keep], kind="stable")][:limit]
 
 
 def mask_logits(kernels: np.ndarray, mask_features: np.ndarray) -> np.ndarray:
@@ -67,18 +49,33 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
+def mask_stats(logits: np.ndarray, geometry: Geometry, stride: int,
+               threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(maskness [K], cells [K]) of stride-``stride`` mask logits [K, h, w] over the image content only
+    (letterbox padding ignored): the mean probability inside each mask (0 if empty) and its area in
+    grid cells."""
+    gw = -(-geometry.content_size[0] // stride)
+    gh = -(-geometry.content_size[1] // stride)
+    content = logits[:, :gh, :gw]
+    inside = content > _logit(threshold)
+    count = inside.sum(axis=(1, 2))
+    total = (sigmoid(content) * inside).sum(axis=(1, 2))
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32), count.astype(np.int64)
+
+
 def _warp_one(logits: np.ndarray, geometry: Geometry, stride: int, threshold_logit: float) -> np.ndarray:
     """One stride-``stride`` logit map [h, w] -> bool mask at the image size, warped only in its box."""
     iw, ih = geometry.image_size
     mask = np.zeros((ih, iw), bool)
-    rows = np.flatnonzero((logits > threshold_logit).any(axis=1))
+    above = logits > threshold_logit
+    rows = np.flatnonzero(above.any(axis=1))
     if rows.size == 0:
         return mask  # bilinear values never exceed the largest grid value: nothing can pass
-    cols = np.flatnonzero((logits > threshold_logit).any(axis=0))
+    cols = np.flatnonzero(above.any(axis=0))
     # grid coordinate of image pixel x: x * a + b, with a = scale / stride (pixel centres aligned)
     ax, ay = geometry.scale_x / stride, geometry.scale_y / stride
     bx, by = 0.5 * ax - 0.5, 0.5 * ay - 0.5
-    # image pixels whose grid coordinate lies within one cell of a cell above threshold
+    # only image pixels within one grid cell of a cell above threshold can pass
     x0 = max(0, int(np.floor((cols[0] - 1 - bx) / ax)))
     x1 = min(iw, int(np.ceil((cols[-1] + 1 - bx) / ax)) + 1)
     y0 = max(0, int(np.floor((rows[0] - 1 - by) / ay)))
@@ -92,20 +89,13 @@ def _warp_one(logits: np.ndarray, geometry: Geometry, stride: int, threshold_log
     return mask
 
 
-def masks_to_image(logits: np.ndarray, geometry: Geometry, stride: int, threshold: float) -> MaskSet:
-    """Stride-``stride`` mask logits [K, h, w] -> MaskSet at ``geometry.image_size`` (probability
-    ``threshold``); padding of a letterboxed input never reaches the image."""
+def masks_to_image(logits: np.ndarray, geometry: Geometry, stride: int, threshold: float) -> np.ndarray:
+    """Stride-``stride`` mask logits [K, h, w] -> bool masks [K, H, W] at ``geometry.image_size``
+    (probability ``threshold``); padding of a letterboxed input never reaches the image."""
     logits = np.ascontiguousarray(logits, np.float32)
     threshold_logit = _logit(threshold)
-    gw = -(-geometry.content_size[0] // stride)
-    gh = -(-geometry.content_size[1] // stride)
-    content = logits[:, :gh, :gw]  # maskness ignores the letterbox padding
-    probs = sigmoid(content)
-    inside = content > threshold_logit
-    count = inside.sum(axis=(1, 2))
-    maskness = np.where(count > 0, (probs * inside).sum(axis=(1, 2)) / np.maximum(count, 1), 0.0)
     iw, ih = geometry.image_size
     masks = np.zeros((len(logits), ih, iw), bool)
     for k in range(len(logits)):
         masks[k] = _warp_one(logits[k], geometry, stride, threshold_logit)
-    return MaskSet(masks, maskness.astype(np.float32), masks.sum(axis=(1, 2)).astype(np.int64))
+    return masks

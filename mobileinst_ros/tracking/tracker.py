@@ -1,0 +1,235 @@
+"""``KernelTracker``: MobileInst's tracking by kernels with keyframes, kernel and feature reuse.
+
+Every ``keyframe_interval`` (T) frames a keyframe runs the whole network: backbone, mask decoder,
+instance decoder. Its kernels are associated with the tracks' kernels by cosine similarity
+(``association.associate``): matched tracks keep their id, new instances start tracks (ids from 1),
+unmatched tracks are kept ``max_track_age`` frames so that an instance that comes back is found again.
+
+A non-keyframe reuses the last keyframe's kernels (the paper) and also its deep features x4, x5, x6:
+it runs only the shallow backbone (to stride 8) and the mask decoder, then masks = kernels x new mask
+features for the instances of the last keyframe. With ``adaptive_keyframes`` a non-keyframe whose
+reused masks collapse or swell (area ratio to the keyframe outside [area_ratio, 1/area_ratio]), lose
+confidence (maskness down by ``maskness_drop``) or whose stride-8 features moved away from the
+keyframe's (relative mean change above ``feature_change``) becomes a keyframe on the spot, reusing
+its own x3.
+
+numpy only (the engine runs onnxruntime); no torch.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mobileinst_ros.masks import mask_bbox
+from mobileinst_ros.runtime.engine import Engine, Features, NonFiniteOutputError, Prepared
+from mobileinst_ros.tracking.association import associate
+
+__all__ = ["TrackedInstance", "TrackedFrame", "KernelTracker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrackedInstance:
+    """One instance in one frame: ``bbox`` (x, y, w, h) in pixels, ``mask`` bool (H, W)."""
+
+    track_id: int
+    class_id: int
+    score: float
+    bbox: tuple[int, int, int, int]
+    mask: np.ndarray
+
+
+@dataclass
+class TrackedFrame:
+    """The result of one frame. ``keyframe_reason``: why it was a keyframe ('first', 'interval',
+    'resolution', 'area', 'maskness', 'features'), '' otherwise. ``dropped``: the network produced
+    NaN/inf, the frame has no instances and the tracker's state is unchanged."""
+
+    instances: list[TrackedInstance]
+    is_keyframe: bool
+    latency_ms: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    keyframe_reason: str = ""
+    dropped: bool = False
+
+
+@dataclass
+class _Track:
+    track_id: int
+    kernel: np.ndarray
+    class_id: int
+    query_score: float
+    cells: int          # mask area at the keyframe, stride-8 cells
+    maskness: float     # at the keyframe
+    last_seen: int      # frame index of the last keyframe that matched it
+
+
+class _Clock:
+    """Accumulates wall time per stage."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.mark = self.start
+        self.timings: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self.mark) * 1000.0
+        self.mark = now
+
+    def total(self) -> float:
+        return (time.perf_counter() - self.start) * 1000.0
+
+
+def _relative_change(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).mean() / max(float(np.abs(b).mean()), 1e-6))
+
+
+class KernelTracker:
+    """Video instance segmentation with track ids on top of an ``Engine``. The thresholds and
+    ``keyframe_interval`` are attributes: change them between frames."""
+
+    def __init__(self, engine: Engine, keyframe_interval: int = 3, association_threshold: float = 0.5,
+                 max_track_age: int = 30, adaptive_keyframes: bool = False, area_ratio: float = 0.5,
+                 maskness_drop: float = 0.15, feature_change: float = 0.35) -> None:
+        self.engine = engine
+        self.keyframe_interval = keyframe_interval
+        self.association_threshold = association_threshold
+        self.max_track_age = max_track_age
+        self.adaptive_keyframes = adaptive_keyframes
+        self.area_ratio = area_ratio
+        self.maskness_drop = maskness_drop
+        self.feature_change = feature_change
+        self.reset()
+
+    @property
+    def keyframe_interval(self) -> int:
+        return self._keyframe_interval
+
+    @keyframe_interval.setter
+    def keyframe_interval(self, value: int) -> None:
+        if int(value) < 1:
+            raise ValueError(f"keyframe_interval must be >= 1, got {value}")
+        self._keyframe_interval = int(value)
+
+    def reset(self) -> None:
+        """Forget all tracks and cached features; the next frame is a keyframe, ids restart at 1."""
+        self._tracks: list[_Track] = []
+        self._active: list[_Track] = []   # the last keyframe's instances, reused until the next one
+        self._kf_features: Features | None = None
+        self._frame = 0
+        self._since_keyframe = 0
+        self._next_id = 1
+
+    def process(self, image: np.ndarray) -> TrackedFrame:
+        """One RGB uint8 (H, W, 3) frame -> TrackedFrame. Bad images raise ``ImageError``; NaN/inf
+        network outputs drop the frame (warning) and leave the tracker as it was."""
+        clock = _Clock()
+        prepared = self.engine.prepare(image)
+        clock.lap("preprocess")
+        try:
+            reason = self._scheduled_reason(prepared)
+            if reason:
+                instances = self._keyframe(prepared, clock, reason)
+            else:
+                instances, reason = self._non_keyframe(prepared, clock)
+        except NonFiniteOutputError as err:
+            log.warning("frame %d dropped: %s", self._frame, err)
+            return TrackedFrame([], False, clock.total(), clock.timings, dropped=True)
+        self._frame += 1
+        return TrackedFrame(instances, bool(reason), clock.total(), clock.timings, reason)
+
+    def _scheduled_reason(self, prepared: Prepared) -> str:
+        if self._kf_features is None:
+            return "first"
+        if self._kf_features.resolution != prepared.resolution:
+            return "resolution"
+        if self._since_keyframe + 1 >= self.keyframe_interval:
+            return "interval"
+        return ""
+
+    def _keyframe(self, prepared: Prepared, clock: _Clock, reason: str,
+                  x3: np.ndarray | None = None) -> list[TrackedInstance]:
+        features = (self.engine.keyframe_features(prepared) if x3 is None
+                    else self.engine.deep_features(prepared.resolution, x3))
+        clock.lap("backbone")
+        decoded = self.engine.decode(features)
+        clock.lap("instance_decoder")
+        det = self.engine.select(decoded, features, prepared.geometry)
+        masks = self.engine.to_image(det.mask_logits, prepared.geometry)
+        clock.lap("postprocess")
+        active = self._associate(det)
+        self._kf_features = features
+        self._since_keyframe = 0
+        instances = [TrackedInstance(t.track_id, t.class_id, float(s), mask_bbox(m), m)
+                     for t, s, m in zip(active, det.scores, masks) if m.any()]
+        clock.lap("tracking")
+        return instances
+
+    def _associate(self, det) -> list[_Track]:
+        """Update the tracks with a keyframe's detections; returns the track of each detection."""
+        kernels = np.stack([t.kernel for t in self._tracks]) if self._tracks else np.zeros((0, det.kernels.shape[1]))
+        result = associate(kernels, det.kernels, self.association_threshold)
+        owner = {int(d): self._tracks[int(t)] for t, d in result.matches}
+        active = []
+        for d in range(len(det.kernels)):
+            track = owner.get(d)
+            if track is None:
+                track = _Track(self._next_id, det.kernels[d], 0, 0.0, 0, 0.0, self._frame)
+                self._next_id += 1
+                self._tracks.append(track)
+            track.kernel = det.kernels[d]
+            track.class_id = int(det.class_ids[d])
+            track.query_score = float(det.query_scores[d])
+            track.cells = int(det.cells[d])
+            track.maskness = float(det.maskness[d])
+            track.last_seen = self._frame
+            active.append(track)
+        self._tracks = [t for t in self._tracks if self._frame - t.last_seen <= self.max_track_age]
+        self._active = active
+        return active
+
+    def _non_keyframe(self, prepared: Prepared, clock: _Clock) -> tuple[list[TrackedInstance], str]:
+        features = self.engine.reuse_features(prepared, self._kf_features)
+        clock.lap("backbone")
+        if not self._active:
+            trigger = self._feature_trigger(features)
+            if trigger:
+                return self._keyframe(prepared, clock, trigger, features.x3), trigger
+            self._since_keyframe += 1
+            return [], ""
+        kernels = np.stack([t.kernel for t in self._active])
+        logits, mness, cells = self.engine.reuse_masks(kernels, features, prepared.geometry)
+        clock.lap("postprocess")
+        trigger = self._feature_trigger(features) or self._mask_trigger(mness, cells)
+        if trigger:
+            return self._keyframe(prepared, clock, trigger, features.x3), trigger
+        masks = self.engine.to_image(logits, prepared.geometry)
+        clock.lap("postprocess")
+        instances = [TrackedInstance(t.track_id, t.class_id, t.query_score * float(mk), mask_bbox(m), m)
+                     for t, mk, m in zip(self._active, mness, masks) if m.any()]
+        self._since_keyframe += 1
+        clock.lap("tracking")
+        return instances, ""
+
+    def _feature_trigger(self, features: Features) -> str:
+        if not self.adaptive_keyframes:
+            return ""
+        if _relative_change(features.x3, self._kf_features.x3) > self.feature_change:
+            return "features"
+        return ""
+
+    def _mask_trigger(self, mness: np.ndarray, cells: np.ndarray) -> str:
+        if not self.adaptive_keyframes:
+            return ""
+        base = np.array([max(t.cells, 1) for t in self._active], np.float64)
+        ratio = cells / base
+        if np.any((ratio < self.area_ratio) | (ratio > 1.0 / self.area_ratio)):
+            return "area"
+        if np.any(mness < np.array([t.maskness for t in self._active]) - self.maskness_drop):
+            return "maskness"
+        return ""
