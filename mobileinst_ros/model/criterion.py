@@ -1,0 +1,120 @@
+"""Training losses: Hungarian-matched focal class loss, dice + BCE mask loss, IoU-aware objectness.
+
+Defaults follow SparseInst/MobileInst: class 2.0, dice 2.0, mask BCE 5.0, objectness 1.0.
+
+Targets per image: ``{"labels": long[M], "masks": float[M,H,W] in {0,1} at input resolution,
+"ids": long[M]}``. Masks are compared at stride 8 for matching and at ``mask_loss_stride`` (4 by
+default: predictions upsampled 2x, only for the matched queries) for the losses.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .matcher import HungarianMatcher
+
+__all__ = ["DEFAULT_LOSS_WEIGHTS", "sigmoid_focal_loss", "dice_loss", "mask_iou", "SetCriterion"]
+
+DEFAULT_LOSS_WEIGHTS = {"class": 2.0, "dice": 2.0, "mask": 5.0, "objectness": 1.0}
+
+
+def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Summed focal loss (RetinaNet) of logits vs. 0/1 targets of the same shape."""
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = prob * targets + (1 - prob) * (1 - targets)
+    loss = ce * (1 - p_t) ** gamma
+    loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return loss.sum()
+
+
+def dice_loss(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Summed (1 - soft dice) of mask_logits[K,P] vs targets[K,P]."""
+    prob = mask_logits.sigmoid()
+    inter = (prob * targets).sum(1)
+    return (1 - (2 * inter + 1) / (prob.sum(1) + targets.sum(1) + 1)).sum()
+
+
+def mask_iou(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """IoU of (sigmoid > 0.5) vs (target > 0.5), row-wise: [K,P], [K,P] -> [K]."""
+    pred = (mask_logits > 0).float()
+    tgt = (targets > 0.5).float()
+    inter = (pred * tgt).sum(1)
+    return inter / (pred.sum(1) + tgt.sum(1) - inter).clamp(min=1)
+
+
+def downsample_masks(masks: torch.Tensor, stride: int) -> torch.Tensor:
+    """[M,H,W] binary -> [M,H/stride,W/stride] soft coverage (area-averaged)."""
+    if stride == 1:
+        return masks.float()
+    if masks.shape[0] == 0:
+        return masks.new_zeros((0, masks.shape[1] // stride, masks.shape[2] // stride), dtype=torch.float32)
+    return F.avg_pool2d(masks[:, None].float(), stride, stride)[:, 0]
+
+
+class SetCriterion(nn.Module):
+    """Losses of one prediction set (one decoder stage) against per-image targets."""
+
+    def __init__(self, matcher: HungarianMatcher, weights: dict[str, float] | None = None,
+                 focal_alpha: float = 0.25, focal_gamma: float = 2.0, mask_loss_stride: int = 4):
+        super().__init__()
+        self.matcher = matcher
+        self.weights = {**DEFAULT_LOSS_WEIGHTS, **(weights or {})}
+        unknown = set(self.weights) - set(DEFAULT_LOSS_WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown loss weights {sorted(unknown)}; expected {sorted(DEFAULT_LOSS_WEIGHTS)}")
+        self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
+        if mask_loss_stride not in (1, 2, 4, 8):
+            raise ValueError(f"mask_loss_stride must be 1, 2, 4 or 8, got {mask_loss_stride}")
+        self.mask_loss_stride = mask_loss_stride
+
+    @staticmethod
+    def targets_at(targets: list[dict], stride: int) -> list[torch.Tensor]:
+        """Per image target masks at ``stride``, cached in the target dicts (several stages share them)."""
+        key = f"masks_s{stride}"
+        for t in targets:
+            if key not in t:
+                t[key] = downsample_masks(t["masks"], stride)
+        return [t[key] for t in targets]
+
+    def mask_losses(self, mask_logits: torch.Tensor, target_masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Matched pairs at stride 8: mask_logits[K,h,w], full-res target_masks[K,H,W] ->
+        summed dice, BCE (mean over pixels per mask) and the IoU of each pair (no gradient)."""
+        up = 8 // self.mask_loss_stride
+        if up > 1:
+            mask_logits = F.interpolate(mask_logits[:, None], scale_factor=up, mode="bilinear", align_corners=False)[:, 0]
+        tgt = downsample_masks(target_masks, self.mask_loss_stride).flatten(1)
+        pred = mask_logits.flatten(1)
+        return {"dice": dice_loss(pred, tgt),
+                "mask": F.binary_cross_entropy_with_logits(pred, tgt, reduction="none").mean(1).sum(),
+                "iou": mask_iou(pred.detach(), tgt)}
+
+    def forward(self, outputs: dict[str, torch.Tensor], targets: list[dict]) -> tuple[dict[str, torch.Tensor], list]:
+        """outputs: logits[B,N,C], objectness[B,N], masks[B,N,h,w] (stride 8) ->
+        ({"class", "dice", "mask", "objectness", "total"}, matched indices per image)."""
+        logits, objectness, masks = outputs["logits"], outputs["objectness"], outputs["masks"]
+        matched_targets = [{"labels": t["labels"], "masks": m} for t, m in zip(targets, self.targets_at(targets, 8))]
+        indices = self.matcher(logits.detach(), masks.detach(), matched_targets)
+        num_masks = max(sum(int(t["labels"].numel()) for t in targets), 1)
+
+        class_targets = torch.zeros_like(logits)
+        for b, (qi, ti) in enumerate(indices):
+            class_targets[b, qi, targets[b]["labels"][ti]] = 1.0
+        losses = {"class": sigmoid_focal_loss(logits, class_targets, self.focal_alpha, self.focal_gamma) / num_masks}
+
+        batch_idx = torch.cat([torch.full_like(qi, b) for b, (qi, _) in enumerate(indices)])
+        query_idx = torch.cat([qi for qi, _ in indices])
+        if query_idx.numel():
+            tgt_masks = torch.cat([targets[b]["masks"][ti] for b, (_, ti) in enumerate(indices)])
+            m = self.mask_losses(masks[batch_idx, query_idx], tgt_masks)
+            losses["dice"] = m["dice"] / num_masks
+            losses["mask"] = m["mask"] / num_masks
+            # IoU-aware objectness: the score learns how good the query's own mask is
+            losses["objectness"] = F.binary_cross_entropy_with_logits(
+                objectness[batch_idx, query_idx], m["iou"], reduction="sum") / num_masks
+        else:
+            zero = masks.sum() * 0.0 + objectness.sum() * 0.0  # keeps every head in the graph (DDP)
+            losses.update(dice=zero, mask=zero, objectness=zero)
+        losses["total"] = sum(self.weights[k] * losses[k] for k in DEFAULT_LOSS_WEIGHTS)
+        return losses, indices

@@ -1,0 +1,1 @@
+"""Training: ``mobileinst-train`` (train.py), the training step, video inference for validation."""

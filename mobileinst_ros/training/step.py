@@ -1,0 +1,79 @@
+"""One training step on frame pairs (t, t+d): all of MobileInst's supervision in one module.
+
+Losses (each a weighted sum of class / dice / mask BCE / objectness from ``SetCriterion``):
+- ``main``: local-stage predictions of every frame;
+- ``aux``: global-stage predictions of every frame (QueryInst's parallel supervision);
+- ``temporal``: frame t's global-stage queries passed through frame t+d's local stage, supervised
+  with t+d's targets (temporal query passing, MobileInst's training for kernel reuse);
+- ``reuse`` (with probability ``feature_reuse_prob``): frame t+d's mask features computed from its
+  own X3 but frame t's X4/X5/X6, masked with frame t's kernels, supervised with t+d's masks of the
+  same instance ids: what a non-keyframe does at run time.
+
+The module wraps model + criterion so that DistributedDataParallel sees one ``forward``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..model.criterion import SetCriterion
+from ..model.mobileinst import MobileInst, compute_masks
+
+__all__ = ["TrainStep"]
+
+
+class TrainStep(nn.Module):
+    def __init__(self, model: MobileInst, criterion: SetCriterion, aux_weight: float = 1.0,
+                 temporal_weight: float = 1.0, reuse_weight: float = 1.0, feature_reuse_prob: float = 0.5):
+        super().__init__()
+        self.model, self.criterion = model, criterion
+        self.aux_weight, self.temporal_weight, self.reuse_weight = aux_weight, temporal_weight, reuse_weight
+        self.feature_reuse_prob = feature_reuse_prob
+
+    def forward(self, images: torch.Tensor, targets: list[list[dict]], reuse: bool | None = None) -> dict[str, torch.Tensor]:
+        """images[B,2,3,H,W] normalised, targets[B][2] -> losses {total, main, aux, temporal, reuse,
+        main_class, main_dice, main_mask, main_objectness}. ``reuse`` None draws it at random."""
+        b = images.shape[0]
+        flat_targets = [t for pair in targets for t in pair]  # order: clip0 t, clip0 t+d, clip1 t, ...
+        out = self.model(images.flatten(0, 1))
+        main, indices = self.criterion(out, flat_targets)
+        aux = sum((self.criterion(a, flat_targets)[0]["total"] for a in out["aux"]), torch.zeros(()))
+        losses = {f"main_{k}": v.detach() for k, v in main.items() if k != "total"}
+        losses.update(main=main["total"], aux=aux)
+
+        decoder = self.model.instance_decoder
+        pair = lambda x: x.unflatten(0, (b, 2))  # noqa: E731
+        mask_features = pair(out["mask_features"])
+        later = [p[1] for p in targets]
+        passed = decoder.predict(decoder.forward_local(pair(out["global_queries"])[:, 0], mask_features[:, 1]))
+        passed["masks"] = compute_masks(passed["kernels"], mask_features[:, 1])
+        losses["temporal"] = self.criterion(passed, later)[0]["total"]
+
+        if reuse is None:
+            reuse = bool(torch.rand(()) < self.feature_reuse_prob)
+        losses["reuse"] = self._reuse_loss(out, targets, indices[0::2]) if reuse else torch.zeros(())
+        losses["total"] = (losses["main"] + self.aux_weight * aux + self.temporal_weight * losses["temporal"]
+                           + self.reuse_weight * losses["reuse"])
+        return losses
+
+    def _reuse_loss(self, out: dict, targets: list[list[dict]], first_indices: list) -> torch.Tensor:
+        """Mask loss of frame t's kernels on mask features from (x3 of t+d, x4/x5/x6 of t)."""
+        b = len(targets)
+        x3, x4, x5, x6 = (f.unflatten(0, (b, 2)) for f in out["features"])
+        reused = self.model.mask_decoder(x3[:, 1], x4[:, 0], x5[:, 0], x6[:, 0])
+        kernels = out["kernels"].unflatten(0, (b, 2))[:, 0]
+        preds, tgts = [], []
+        for i, ((query_idx, target_idx), (first, second)) in enumerate(zip(first_indices, targets)):
+            where = {int(v): j for j, v in enumerate(second["ids"])}
+            for q, t in zip(query_idx.tolist(), target_idx.tolist()):
+                j = where.get(int(first["ids"][t]))
+                if j is not None:
+                    preds.append((i, q))
+                    tgts.append(second["masks"][j])
+        if not preds:
+            return reused.sum() * 0.0  # keeps the mask decoder in the graph
+        bi, qi = torch.tensor(preds).T
+        masks = compute_masks(kernels[bi, qi][:, None], reused[bi]).squeeze(1)
+        m = self.criterion.mask_losses(masks, torch.stack(tgts))
+        w = self.criterion.weights
+        return (w["dice"] * m["dice"] + w["mask"] * m["mask"]) / len(preds)

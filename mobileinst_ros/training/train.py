@@ -1,0 +1,351 @@
+"""``mobileinst-train --config config/train/<name>.yaml``: train MobileInst on frame pairs.
+
+Progress bar (tqdm) with loss and ETA, periodic validation (YouTube-VIS AP), checkpoints
+(``last.pt`` every ``checkpoint_every_s``, ``best.pt`` by validation AP, ``final.pt``), resume
+(``--resume auto`` continues from ``<out_dir>/last.pt``), a metrics log (``metrics.jsonl``) and a
+loss plot (``loss.png``) in ``out_dir``.
+
+Several processes or machines: launch with ``torchrun`` (``--nproc_per_node``, ``--nnodes``, ...);
+DistributedDataParallel uses gloo on CPU and nccl on GPU. ``train.batch_size`` is per process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..data.clips import ClipPairDataset, collate_pairs
+from ..data.coco import load_coco
+from ..data.transforms import ClipAugment
+from ..data.ytvis import DatasetError, VideoDataset, load_ytvis
+from ..model.criterion import SetCriterion
+from ..model.matcher import HungarianMatcher
+from ..model.mobileinst import DEFAULT_MODEL_CONFIG, build_model, count_parameters, merge_config, normalize_images
+from .plot import plot_metrics
+from .step import TrainStep
+from .video_inference import evaluate_dataset
+
+__all__ = ["DEFAULT_CONFIG", "load_config", "load_dataset", "train", "main"]
+
+log = logging.getLogger("mobileinst-train")
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "seed": 0,
+    "out_dir": "runs/train",
+    "model": DEFAULT_MODEL_CONFIG,
+    "data": {
+        "train": {"format": "ytvis", "json": None, "images": None},
+        "val": None,  # same keys as train; no validation when null
+        "crop_size": [320, 320],
+        "scale_range": [0.8, 1.25],
+        "flip_prob": 0.5,
+        "max_gap": 3,
+        "num_workers": 0,
+    },
+    "loss": {
+        "weights": {"class": 2.0, "dice": 2.0, "mask": 5.0, "objectness": 1.0},
+        "matcher": {"cost_class": 2.0, "cost_dice": 2.0, "cost_mask": 5.0},
+        "focal_alpha": 0.25,
+        "focal_gamma": 2.0,
+        "mask_loss_stride": 4,
+        "aux_weight": 1.0,
+        "temporal_weight": 1.0,
+        "reuse_weight": 1.0,
+        "feature_reuse_prob": 0.5,
+    },
+    "train": {
+        "steps": 1000,
+        "batch_size": 4,
+        "lr": 4.0e-4,
+        "backbone_lr_mult": 0.5,
+        "weight_decay": 0.05,
+        "warmup_steps": 50,
+        "min_lr_ratio": 0.05,
+        "grad_clip": 1.0,
+        "threads": 2,
+        "channels_last": True,
+        "log_every": 10,
+        "checkpoint_every_s": 300,
+        "val_every": 250,
+    },
+    "val": {
+        "input_size": [288, 384],
+        "max_videos": 20,
+        "keyframe_interval": 3,
+        "score_threshold": 0.05,
+        "top_k": 10,
+        "mask_threshold": 0.5,
+        "association_threshold": 0.5,
+    },
+}
+
+_FREE_FORM = {"model", "data.train", "data.val"}  # checked by their own consumers
+
+
+def _check_keys(cfg: dict, ref: dict, where: str) -> None:
+    for key, value in cfg.items():
+        path = f"{where}.{key}" if where else key
+        if key not in ref:
+            raise ValueError(f"unknown config key {path!r}")
+        if isinstance(value, dict) and isinstance(ref[key], dict) and path not in _FREE_FORM \
+                and not path.startswith("loss.weights"):
+            _check_keys(value, ref[key], path)
+
+
+def load_config(path: str | Path) -> dict:
+    """YAML training config merged over DEFAULT_CONFIG; unknown keys are errors."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            user = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(user, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    try:
+        _check_keys(user, DEFAULT_CONFIG, "")
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    cfg = merge_config(DEFAULT_CONFIG, user)
+    if not cfg["data"]["train"].get("json"):
+        raise ValueError(f"{path}: data.train.json is required")
+    return cfg
+
+
+def load_dataset(spec: dict, require_annotations: bool = True) -> VideoDataset:
+    """{format: ytvis | coco, json: path, images: dir (coco: required; ytvis: <json dir>/JPEGImages)}."""
+    fmt = spec.get("format", "ytvis")
+    if fmt == "ytvis":
+        return load_ytvis(spec["json"], spec.get("images"), require_annotations=require_annotations)
+    if fmt == "coco":
+        if not spec.get("images"):
+            raise ValueError(f"data spec for {spec['json']}: format coco needs 'images' (the image directory)")
+        return load_coco(spec["json"], spec["images"], require_annotations=require_annotations)
+    raise ValueError(f"unknown data format {fmt!r}: expected 'ytvis' or 'coco'")
+
+
+class _IndexSampler(torch.utils.data.Sampler):
+    """Sample indices for steps [start, end) of this rank: disjoint across ranks and steps."""
+
+    def __init__(self, start: int, end: int, batch: int, rank: int, world: int):
+        self.start, self.end, self.batch, self.rank, self.world = start, end, batch, rank, world
+
+    def __iter__(self):
+        for step in range(self.start, self.end):
+            base = (step * self.world + self.rank) * self.batch
+            yield from range(base, base + self.batch)
+
+    def __len__(self) -> int:
+        return (self.end - self.start) * self.batch
+
+
+def _lr_factor(step: int, cfg: dict) -> float:
+    """Linear warm-up then cosine decay to ``min_lr_ratio``."""
+    warm, total, floor = cfg["warmup_steps"], cfg["steps"], cfg["min_lr_ratio"]
+    if step < warm:
+        return (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a checkpoint is never half-written, even if the job is killed
+
+
+def _to_device(targets: list[list[dict]], device: torch.device) -> list[list[dict]]:
+    return [[{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in pair] for pair in targets]
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def train(cfg: dict, resume: str = "auto") -> dict:
+    """Run training as configured; returns the last validation metrics (rank 0) or {}."""
+    rank, world, local_rank = _distributed()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    tcfg, lcfg, dcfg, vcfg = cfg["train"], cfg["loss"], cfg["data"], cfg["val"]
+    torch.set_num_threads(int(tcfg["threads"]))
+    torch.manual_seed(cfg["seed"] + rank)
+    out_dir = Path(cfg["out_dir"])
+    is_main = rank == 0
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    train_set = load_dataset(dcfg["train"])
+    val_set = load_dataset(dcfg["val"]) if dcfg.get("val") and is_main else None
+    if val_set is not None and val_set.classes != train_set.classes:
+        raise ValueError(f"{val_set.source}: classes {val_set.classes} differ from training's {train_set.classes}")
+    augment = ClipAugment(tuple(dcfg["crop_size"]), tuple(dcfg["scale_range"]), dcfg["flip_prob"])
+    pairs = ClipPairDataset(train_set, augment, dcfg["max_gap"], seed=cfg["seed"])
+
+    model = build_model(cfg["model"], len(train_set.classes)).to(device)
+    memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    matcher = HungarianMatcher(**lcfg["matcher"], focal_alpha=lcfg["focal_alpha"], focal_gamma=lcfg["focal_gamma"])
+    criterion = SetCriterion(matcher, lcfg["weights"], lcfg["focal_alpha"], lcfg["focal_gamma"], lcfg["mask_loss_stride"])
+    step_module = TrainStep(model, criterion, lcfg["aux_weight"], lcfg["temporal_weight"], lcfg["reuse_weight"],
+                            lcfg["feature_reuse_prob"])
+    runner = DistributedDataParallel(step_module, device_ids=[local_rank] if device.type == "cuda" else None) \
+        if world > 1 else step_module
+
+    backbone_params = list(model.backbone.parameters())
+    backbone_ids = {id(p) for p in backbone_params}
+    head_params = [p for p in model.parameters() if id(p) not in backbone_ids]
+    optimizer = torch.optim.AdamW([
+        {"params": backbone_params, "lr": tcfg["lr"] * tcfg["backbone_lr_mult"]},
+        {"params": head_params, "lr": tcfg["lr"]},
+    ], weight_decay=tcfg["weight_decay"])
+
+    start_step, best_ap = 0, -1.0
+    resume_path = out_dir / "last.pt" if resume == "auto" else (None if resume == "none" else Path(resume))
+    if resume_path is not None and resume_path.is_file():
+        state = torch.load(resume_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step, best_ap = int(state["step"]), float(state.get("best_ap", -1.0))
+        if is_main:
+            log.info("resumed from %s at step %d", resume_path, start_step)
+    elif resume not in ("auto", "none"):
+        raise ValueError(f"--resume {resume}: checkpoint not found")
+
+    steps = int(tcfg["steps"])
+    loader = torch.utils.data.DataLoader(
+        pairs, batch_size=tcfg["batch_size"], sampler=_IndexSampler(start_step, steps, tcfg["batch_size"], rank, world),
+        collate_fn=collate_pairs, num_workers=dcfg["num_workers"], persistent_workers=False)
+    meta = {"config": cfg, "classes": train_set.classes, "category_ids": train_set.category_ids}
+    if is_main:
+        log.info("model parameters: %s", count_parameters(model))
+        log.info("train: %d videos, %d frames, %d tracks; %d steps of %d clip pairs x %d processes",
+                 len(train_set.videos), train_set.num_frames, train_set.num_annotations, steps,
+                 tcfg["batch_size"], world)
+
+    def checkpoint(step: int, name: str, full: bool) -> None:
+        state = {"model": model.state_dict(), "step": step, "best_ap": best_ap, **meta}
+        if full:
+            state["optimizer"] = optimizer.state_dict()
+        _save(state, out_dir / name)
+
+    def validate(step: int) -> dict:
+        nonlocal best_ap
+        metrics = evaluate_dataset(model, val_set, tuple(vcfg["input_size"]), vcfg["max_videos"],
+                                   keyframe_interval=vcfg["keyframe_interval"], top_k=vcfg["top_k"],
+                                   score_threshold=vcfg["score_threshold"], mask_threshold=vcfg["mask_threshold"],
+                                   association_threshold=vcfg["association_threshold"])
+        model.train()
+        with open(out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"type": "val", "step": step, "time": time.time(), **metrics}) + "\n")
+        if metrics["AP"] > best_ap:
+            best_ap = metrics["AP"]
+            checkpoint(step, "best.pt", full=False)
+        plot_metrics(out_dir / "metrics.jsonl", out_dir / "loss.png")
+        return metrics
+
+    model.train()
+    bar = tqdm(total=steps, initial=start_step, disable=not is_main, dynamic_ncols=True, mininterval=2.0,
+               desc="train")
+    window: dict[str, float] = {}
+    window_instances, window_steps, window_time = 0, 0, 0.0
+    last_ckpt, metrics, step = time.time(), {}, start_step
+    for step, batch in enumerate(loader, start=start_step):
+        images = normalize_images(batch["images"].to(device)).flatten(0, 1).contiguous(memory_format=memory_format)
+        images = images.unflatten(0, batch["images"].shape[:2])
+        targets = _to_device(batch["targets"], device)
+        for g, factor in zip(optimizer.param_groups, (tcfg["backbone_lr_mult"], 1.0)):
+            g["lr"] = tcfg["lr"] * factor * _lr_factor(step, tcfg)
+        tic = time.perf_counter()
+        losses = runner(images, targets)
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        if tcfg["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
+        optimizer.step()
+        window_time += time.perf_counter() - tic
+        for k, v in losses.items():
+            window[k] = window.get(k, 0.0) + float(v.detach())
+        window_instances += sum(int(t["labels"].numel()) for pair in targets for t in pair)
+        window_steps += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{window['total'] / window_steps:.3f}", lr=f"{optimizer.param_groups[1]['lr']:.2e}")
+
+        done = step + 1
+        if done % tcfg["log_every"] == 0 or done == steps:
+            if window_instances == 0:
+                raise RuntimeError(f"no annotated instance in the last {window_steps} batches: the crops "
+                                   "(data.crop_size, data.scale_range) leave nothing to learn from")
+            if is_main:
+                record = {"type": "train", "step": done, "time": time.time(),
+                          "lr": optimizer.param_groups[1]["lr"],
+                          "s_per_step": window_time / window_steps,
+                          **{k: v / window_steps for k, v in window.items()}}
+                with open(out_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            window, window_instances, window_steps, window_time = {}, 0, 0, 0.0
+        if val_set is not None and (done % tcfg["val_every"] == 0 or done == steps):
+            metrics = validate(done)
+            bar.write(f"step {done}: val AP {metrics['AP']:.3f} AP50 {metrics['AP50']:.3f}")
+        if is_main and (time.time() - last_ckpt >= tcfg["checkpoint_every_s"] or done == steps):
+            checkpoint(done, "last.pt", full=True)
+            plot_metrics(out_dir / "metrics.jsonl", out_dir / "loss.png")
+            last_ckpt = time.time()
+    bar.close()
+    if is_main:
+        checkpoint(steps, "final.pt", full=False)
+        plot_metrics(out_dir / "metrics.jsonl", out_dir / "loss.png")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mobileinst-train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, type=Path, help="training YAML (see config/train/)")
+    parser.add_argument("--out-dir", type=Path, help="override the config's out_dir")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--resume", default="auto",
+                        help="'auto' (continue from <out_dir>/last.pt if present), 'none', or a checkpoint path")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(args.config)
+        if args.out_dir is not None:
+            cfg["out_dir"] = str(args.out_dir)
+        if args.steps is not None:
+            cfg["train"]["steps"] = args.steps
+        train(cfg, resume=args.resume)
+    except (DatasetError, ValueError, OSError) as e:
+        print(f"mobileinst-train: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mobileinst-train: interrupted; resume with --resume auto", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
