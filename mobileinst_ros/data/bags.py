@@ -9,8 +9,11 @@ Layout of a bag this project writes (``write_dataset_bag``):
 - ``/camera/image_raw`` sensor_msgs/msg/Image, rgb8, frame_id ``camera``, stamps at ``fps``;
 - ``/ground_truth/instances`` mobileinst_ros/msg/InstanceArray, same stamps; ``track_id`` is the
   YouTube-VIS annotation id, ``class_id`` indexes ``/ground_truth/classes``;
-- ``/ground_truth/classes`` mobileinst_ros/msg/ModelInfo, once, latched: the category names.
-Videos of a dataset follow one another in one continuous stream.
+- ``/ground_truth/classes`` mobileinst_ros/msg/ModelInfo, once, latched: the category names;
+- ``/ground_truth/sequence`` std_msgs/msg/Header, one per image with its stamp: ``frame_id`` is the
+  name of the dataset video the image comes from.
+Videos of a dataset follow one another in one continuous stream (a robot's tracker sees scene cuts);
+the sequence topic lets an evaluation score each video on its own.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import yaml
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
@@ -31,14 +35,17 @@ from rosbags.typesys.store import Typestore
 from mobileinst_ros.masks import decode_mask, encode_mask, mask_bbox
 
 __all__ = [
-    "BagError", "BagInstance", "BagWriter", "CLASSES_TOPIC", "GT_TOPIC", "IMAGE_TOPIC", "IMAGE_TYPE",
-    "INSTANCES_TYPE", "MODEL_INFO_TYPE", "STORAGES", "bag_topics", "image_message", "instance_array_message",
+    "BagError", "BagInstance", "BagWriter", "CLASSES_TOPIC", "GT_TOPIC", "HEADER_TYPE", "IMAGE_TOPIC", "IMAGE_TYPE",
+    "SEQUENCE_TOPIC", "header_message",
+    "INSTANCES_TYPE", "MODEL_INFO_TYPE", "STORAGES", "bag_custom_data", "bag_topics", "image_message", "instance_array_message",
     "instances_from_message", "model_info_message", "read_messages", "typestore", "write_dataset_bag",
 ]
 
 IMAGE_TOPIC = "/camera/image_raw"
 GT_TOPIC = "/ground_truth/instances"
 CLASSES_TOPIC = "/ground_truth/classes"
+SEQUENCE_TOPIC = "/ground_truth/sequence"
+HEADER_TYPE = "std_msgs/msg/Header"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 INSTANCES_TYPE = "mobileinst_ros/msg/InstanceArray"
 MODEL_INFO_TYPE = "mobileinst_ros/msg/ModelInfo"
@@ -80,7 +87,8 @@ def typestore() -> Typestore:
     return store
 
 
-def _header(stamp_ns: int, frame_id: str) -> Any:
+def header_message(stamp_ns: int, frame_id: str) -> Any:
+    """A std_msgs/msg/Header stamped ``stamp_ns``."""
     types = typestore().types
     stamp = types["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
     return types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
@@ -97,7 +105,7 @@ def image_message(rgb: np.ndarray, stamp: int, frame_id: str = "camera") -> Any:
         raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
     height, width = rgb.shape[:2]
     return typestore().types[IMAGE_TYPE](
-        header=_header(stamp, frame_id), height=height, width=width, encoding="rgb8", is_bigendian=0,
+        header=header_message(stamp, frame_id), height=height, width=width, encoding="rgb8", is_bigendian=0,
         step=width * 3, data=np.ascontiguousarray(rgb).reshape(-1))
 
 
@@ -128,7 +136,7 @@ def instance_array_message(stamp: int, height: int, width: int, instances: Itera
         messages.append(types["mobileinst_ros/msg/Instance"](
             track_id=int(inst.track_id), class_id=class_id, class_name=class_names[class_id],
             score=float(inst.score), bbox=roi, mask_rle=encode_mask(inst.mask)))
-    return types[INSTANCES_TYPE](header=_header(stamp, frame_id), height=height, width=width,
+    return types[INSTANCES_TYPE](header=header_message(stamp, frame_id), height=height, width=width,
                                  is_keyframe=is_keyframe, latency_ms=float(latency_ms), instances=messages)
 
 
@@ -136,7 +144,7 @@ def model_info_message(stamp: int, class_names: list[str], model_name: str, inpu
                        keyframe_interval: int = 0) -> Any:
     """A ModelInfo; for ground truth it is just the class list (input size and interval 0)."""
     return typestore().types[MODEL_INFO_TYPE](
-        header=_header(stamp, ""), model_name=model_name, class_names=list(class_names),
+        header=header_message(stamp, ""), model_name=model_name, class_names=list(class_names),
         input_height=input_size[0], input_width=input_size[1], keyframe_interval=keyframe_interval)
 
 
@@ -194,6 +202,10 @@ class BagWriter:
     def __exit__(self, *exc_info: object) -> None:
         self._writer.close()
 
+    def set_custom_data(self, key: str, value: str) -> None:
+        """A string kept in metadata.yaml's ``custom_data`` (rosbag2 format version 6 and later)."""
+        self._writer.set_custom_data(key, value)
+
     def write(self, topic: str, msg: Any, stamp: int, latched: bool = False) -> None:
         """Serialise ``msg`` (a rosbags message) to ``topic`` at receive time ``stamp`` ns."""
         self.write_raw(topic, msg.__msgtype__, typestore().serialize_cdr(msg, msg.__msgtype__), stamp, latched)
@@ -232,6 +244,18 @@ def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
         return {name: (info.msgtype or "", info.msgcount) for name, info in reader.topics.items()}
     finally:
         reader.close()
+
+
+def bag_custom_data(path: str | Path) -> dict[str, str]:
+    """metadata.yaml's ``custom_data`` of a bag directory (empty for a bare .db3/.mcap file or none)."""
+    metadata = Path(path) / "metadata.yaml"
+    if not metadata.is_file():
+        return {}
+    try:
+        info = yaml.safe_load(metadata.read_text())["rosbag2_bagfile_information"]
+    except (yaml.YAMLError, KeyError, TypeError) as error:
+        raise BagError(f"{metadata}: not rosbag2 metadata ({type(error).__name__}: {error})") from None
+    return dict(info.get("custom_data") or {})
 
 
 def _check_topics(path: Path, reader: Reader, wanted: Mapping[str, str]) -> None:
@@ -299,6 +323,7 @@ def write_dataset_bag(dataset_root: str | Path, bag_path: str | Path, fps: float
             for video in dataset.videos:
                 for t in range(video.length):
                     stamp = start_ns + frame * period
+                    bag.write(SEQUENCE_TOPIC, header_message(stamp, video.name), stamp)
                     bag.write(IMAGE_TOPIC, image_message(read_frame(dataset, video, t), stamp), stamp)
                     instances = dataset.frame_instances(video, t)
                     bag.write(GT_TOPIC, instance_array_message(stamp, video.height, video.width, instances,
