@@ -137,8 +137,10 @@ def _export_graph(module: nn.Module, role: str, args: tuple, path: Path, dynamic
     axes = {n: _DYNAMIC_AXES[n] for n in inputs + outputs if n in _DYNAMIC_AXES} if dynamic else None
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
-        # the TorchScript exporter is deprecated but the one that embeds weights with no onnxscript
+        # the TorchScript exporter is deprecated but needs no onnxscript; tracer warnings about sizes
+        # taken as constants are settled by the parity check at every resolution
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(module, args, str(path), input_names=list(inputs), output_names=list(outputs),
                           opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=axes)
     onnx.checker.check_model(str(path), full_check=True)

@@ -65,7 +65,7 @@ class Features:
 class Detections:
     """Instances found on a keyframe, best first: ``kernels`` [K, D], ``class_ids`` [K], ``scores`` [K]
     (query score x maskness), ``query_scores`` [K] (before rescoring), ``maskness`` [K], ``cells`` [K]
-    (mask area in stride-8 cells) and stride-8 ``mask_logits`` [K, h, w]."""
+    (mask area in stride-8 cells), stride-8 ``mask_logits`` [K, h, w] and ``query_indices`` [K]."""
 
     kernels: np.ndarray
     class_ids: np.ndarray
@@ -74,6 +74,7 @@ class Detections:
     maskness: np.ndarray
     cells: np.ndarray
     mask_logits: np.ndarray
+    query_indices: np.ndarray
 
 
 @dataclass
@@ -252,8 +253,9 @@ class Engine:
         mness, cells = mask_stats(logits, geometry, self.spec.mask_stride, self.mask_threshold)
         final = scores[cand] * mness
         keep = rank(final, self.score_threshold, self.max_instances)
-        return Detections(decoded["kernels"][cand[keep]], class_ids[cand[keep]], final[keep],
-                          scores[cand[keep]], mness[keep], cells[keep], logits[keep])
+        chosen = cand[keep]
+        return Detections(decoded["kernels"][chosen], class_ids[chosen], final[keep], scores[chosen],
+                          mness[keep], cells[keep], logits[keep], chosen)
 
     def detect(self, features: Features, geometry: Geometry) -> Detections:
         """Instance decoder + selection."""

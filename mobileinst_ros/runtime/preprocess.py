@@ -33,8 +33,9 @@ class Geometry:
     @property
     def content_size(self) -> tuple[int, int]:
         """(w, h) of the resized image inside the model input (the rest is padding)."""
-        return (min(self.input_size[0], round(self.image_size[0] * self.scale_x)),
-                min(self.input_size[1], round(self.image_size[1] * self.scale_y)))
+        # at least one pixel: a 3 x 500 image still has content after letterboxing
+        return (min(self.input_size[0], max(1, round(self.image_size[0] * self.scale_x))),
+                min(self.input_size[1], max(1, round(self.image_size[1] * self.scale_y))))
 
 
 def check_rgb8(image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,151 @@
+"""The onnxruntime engine against torch: pre-processing, keyframe and non-keyframe graphs, post-processing."""
+import numpy as np
+import pytest
+import torch
+
+from mobileinst_ros.data.transforms import resize_for_model
+from mobileinst_ros.export.export import export_model
+from mobileinst_ros.model import build_model
+from mobileinst_ros.model.mobileinst import normalize_images
+from mobileinst_ros.model.postprocess import postprocess
+from mobileinst_ros.runtime.engine import Engine, Features
+from mobileinst_ros.runtime.preprocess import make_geometry
+
+RESOLUTIONS = [(128, 128), (160, 96)]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    return build_model({"backbone": {"pretrained": False}}, 5).eval()
+
+
+@pytest.fixture(scope="module")
+def engine(model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("h1model") / "model"
+    export_model(model, [f"c{i}" for i in range(5)], out, RESOLUTIONS, layout="per-resolution")
+    return Engine(out)
+
+
+def image(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 255, (h // 8 + 1, w // 8 + 1, 3)).astype(np.uint8)
+    import cv2
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def to_torch(rgb):
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+
+
+def close(a, b, rtol=1e-3):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    return float(np.abs(a - b).max()) <= rtol * max(1.0, float(np.abs(b).max()))
+
+
+# --- pre-processing ---------------------------------------------------------------------------------
+
+def test_preprocessing_matches_the_training_normalisation(engine):
+    rgb = image(128, 128)
+    prepared = engine.prepare(rgb)
+    assert prepared.resolution == (128, 128)
+    np.testing.assert_allclose(prepared.tensor, normalize_images(to_torch(rgb)).numpy(), atol=1e-6)
+
+
+def test_stretch_resize_matches_the_model_side_resize(model, engine):
+    stretch = Engine(engine.spec.root, resolution=(160, 96), resize="stretch")
+    rgb = image(300, 400)
+    expected = normalize_images(to_torch(resize_for_model(rgb, (96, 160)))).numpy()
+    np.testing.assert_allclose(stretch.prepare(rgb).tensor, expected, atol=1e-6)
+
+
+def test_letterbox_keeps_the_aspect_and_pads_with_zero(engine):
+    square = Engine(engine.spec.root, resolution="128x128")
+    rgb = image(64, 128)                       # 2:1 into 128x128: content 128x64 at the top
+    prepared = square.prepare(rgb)
+    assert prepared.geometry.content_size == (128, 64)
+    assert np.all(prepared.tensor[0, :, 64:, :] == 0)
+    expected = normalize_images(to_torch(rgb)).numpy()
+    np.testing.assert_allclose(prepared.tensor[:, :, :64], expected, atol=1e-6)
+
+
+def test_resolution_closest_to_the_aspect_ratio(engine):
+    assert engine.pick_resolution((640, 360)) == (160, 96)
+    assert engine.pick_resolution((480, 500)) == (128, 128)
+    assert Engine(engine.spec.root, resolution="128x128").resolutions == [(128, 128)]
+
+
+# --- graphs -----------------------------------------------------------------------------------------
+
+def test_keyframe_outputs_match_torch(model, engine):
+    for w, h in RESOLUTIONS:
+        prepared = engine.prepare(image(h, w, seed=1))
+        features = engine.keyframe_features(prepared)
+        decoded = engine.decode(features)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(prepared.tensor))
+        for name, got in zip(("x3", "x4", "x5", "x6"), (features.x3, features.x4, features.x5, features.x6)):
+            assert close(got, ref["features"][("x3", "x4", "x5", "x6").index(name)].numpy()), name
+        assert close(features.mask_features, ref["mask_features"].numpy())
+        for name in ("logits", "objectness", "kernels"):
+            assert close(decoded[name], ref[name][0].numpy()), name
+
+
+def test_non_keyframe_reuses_the_keyframe_deep_features_like_torch(model, engine):
+    key = engine.prepare(image(128, 128, seed=2))
+    now = engine.prepare(image(128, 128, seed=3))
+    kf = engine.keyframe_features(key)
+    reused = engine.reuse_features(now, kf)
+    with torch.no_grad():
+        x3 = model.backbone.forward_shallow(torch.from_numpy(now.tensor))
+        x4, x5, x6 = (torch.from_numpy(t) for t in (kf.x4, kf.x5, kf.x6))
+        mf = model.mask_decoder(x3, x4, x5, x6)
+    assert close(reused.x3, x3.numpy())
+    assert close(reused.mask_features, mf.numpy())
+    assert reused.x4 is kf.x4
+
+
+def test_threads_setting_changes_nothing_in_the_outputs(engine):
+    two = Engine(engine.spec.root, threads=2, resolution="128x128")
+    prepared = engine.prepare(image(128, 128, seed=4))
+    a = engine.decode(engine.keyframe_features(prepared))
+    b = two.decode(two.keyframe_features(prepared))
+    assert close(a["kernels"], b["kernels"], rtol=1e-5)
+
+
+# --- post-processing --------------------------------------------------------------------------------
+
+def test_postprocessing_matches_the_torch_postprocess(engine):
+    """Same decoder outputs through numpy (engine) and torch (model/postprocess.py): same instances,
+    scores within maskness-on-the-grid error, masks with high IoU."""
+    rng = np.random.default_rng(5)
+    n, d, gh, gw = 20, 8, 12, 20                # grid of a 160x96 input
+    smooth = [np.kron(rng.normal(size=(3, 5)), np.ones((4, 4))) for _ in range(d)]
+    mf = np.stack(smooth).astype(np.float32)[None]
+    import cv2
+    mf = np.stack([cv2.GaussianBlur(c, (5, 5), 1.5) for c in mf[0]])[None]
+    kernels = (3 * rng.normal(size=(n, d))).astype(np.float32)
+    decoded = {"logits": (2 * rng.normal(size=(n, 5))).astype(np.float32),
+               "objectness": (2 * rng.normal(size=n)).astype(np.float32), "kernels": kernels}
+    image_size = (300, 180)                     # (w, h), same aspect: stretch == letterbox
+    geometry = make_geometry(image_size, (gw * 8, gh * 8), "stretch")
+    features = Features((gw * 8, gh * 8), *(np.zeros(1),) * 4, mf)
+    engine.score_threshold, engine.max_instances = 0.3, 10
+    det = engine.select(decoded, features, geometry)
+    masks = engine.to_image(det.mask_logits, geometry)
+    t = {k: torch.from_numpy(v) for k, v in decoded.items()}
+    mask_logits = torch.einsum("nd,dhw->nhw", t["kernels"], torch.from_numpy(mf[0]))
+    ref = postprocess(t["logits"], t["objectness"], mask_logits, (image_size[1], image_size[0]),
+                      score_threshold=0.3, mask_threshold=engine.mask_threshold, top_k=10)
+    assert len(ref["scores"]) > 3
+    common = set(det.query_indices.tolist()) & set(ref["query_index"].tolist())
+    assert len(common) >= len(ref["scores"]) - 1          # a score near the threshold may flip
+    for q in common:
+        i = det.query_indices.tolist().index(q)
+        j = ref["query_index"].tolist().index(q)
+        assert det.class_ids[i] == int(ref["labels"][j])
+        assert det.scores[i] == pytest.approx(float(ref["scores"][j]), abs=0.05)
+        a, b = masks[i], ref["masks"][j].numpy()
+        assert np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1) > 0.95

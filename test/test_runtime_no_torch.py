@@ -1,0 +1,41 @@
+"""The robot side (runtime/, tracking/) runs a model without importing torch, not even indirectly."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mobileinst_ros.export.export import export_model
+from oracle_model import CLASSES, OracleModel
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from mobileinst_ros.runtime.engine import Engine
+    from mobileinst_ros.tracking.tracker import KernelTracker
+    import mobileinst_ros.runtime.preprocess, mobileinst_ros.runtime.postprocess, mobileinst_ros.runtime.model_dir
+    import mobileinst_ros.tracking.association
+    tracker = KernelTracker(Engine(sys.argv[1]), keyframe_interval=2)
+    image = np.full((64, 64, 3), 127, np.uint8)
+    image[8:40, 8:40] = (255, 0, 0)
+    frames = [tracker.process(image) for _ in range(3)]
+    assert [len(f.instances) for f in frames] == [1, 1, 1], frames
+    loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+    print("TORCH_MODULES", loaded)
+""")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("oracle") / "model"
+    export_model(OracleModel().eval(), CLASSES, out, [(64, 64)])
+    return out
+
+
+def test_engine_and_tracker_never_import_torch(model_dir):
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(model_dir)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "TORCH_MODULES []" in result.stdout
