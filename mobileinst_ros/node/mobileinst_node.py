@@ -1,0 +1,412 @@
+"""``mobileinst_node``: camera images in, tracked instance masks out; a ROS 2 lifecycle node.
+
+Lifecycle: *configure* loads the model (a missing or corrupt model fails the transition with the file
+named) and creates the publishers; *activate* subscribes to the camera, starts the worker thread and
+publishes the latched ModelInfo; *deactivate* stops both; *cleanup* frees the model. With
+``autostart`` (default) ``main`` configures and activates by itself and exits non-zero when it cannot.
+
+Topics (relative names: remap them, or push the node into a namespace):
+- in  ``image`` (sensor_msgs/Image) or ``image/compressed`` (sensor_msgs/CompressedImage), see
+  ``input_transport``; sensor-data QoS (REP 2003), depth 1, reliability from ``qos_reliability``;
+- out ``~/instances`` (mobileinst_ros/InstanceArray), one per processed image, header copied;
+  ``~/model_info`` (ModelInfo, transient local); ``~/overlay`` (rgb8) and ``~/labels`` (32SC1), drawn only
+  while subscribed; ``/diagnostics``.
+
+Newest frame first: the subscription callback only stores the message in a one-slot mailbox; a worker
+thread outside the executor converts and runs the model on whatever is newest, so no queue grows and a
+frame replaced before it was processed is counted as dropped.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import CompressedImage, Image
+
+from mobileinst_ros.msg import InstanceArray, ModelInfo
+from mobileinst_ros.node.conversions import instance_array_msg
+from mobileinst_ros.node.diagnostics import FrameStats, WarningLimiter, diagnostic_status
+from mobileinst_ros.node.image_conversion import (ImageConversionError, compressed_to_rgb, image_to_rgb,
+                                                  labels_to_image_msg, rgb_to_image_msg)
+from mobileinst_ros.node.overlay import draw_overlay, label_image
+from mobileinst_ros.node.parameters import LIVE, check_value, declare_parameters, read_parameters
+from mobileinst_ros.runtime.engine import Engine, ModelLoadError
+from mobileinst_ros.tracking.tracker import KernelTracker
+
+__all__ = ["MobileInstNode", "default_model_dir", "main"]
+
+NODE_NAME = "mobileinst"
+WARN_PERIOD_S = 10.0  # at most one warning per kind of bad input per this many seconds
+# Reliable so that every subscriber can match (a reliable reader never matches a best-effort writer).
+OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+DEBUG_IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+# Engine / tracker attributes set from live parameters.
+_ENGINE_ATTRIBUTES = ("score_threshold", "mask_threshold", "max_instances")
+_TRACKER_ATTRIBUTES = ("keyframe_interval", "association_threshold", "max_track_age")
+
+
+def _guarded(transition: Callable[[MobileInstNode, LifecycleState], TransitionCallbackReturn]) -> Callable:
+    """Log an unexpected exception of a transition as one line (rclpy would swallow it) and fail it."""
+    @functools.wraps(transition)
+    def run(node: MobileInstNode, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return transition(node, state)
+        except Exception as error:  # noqa: BLE001
+            node.get_logger().error(f"{transition.__name__[3:]} failed: {type(error).__name__}: {error}")
+            return TransitionCallbackReturn.ERROR
+    return run
+
+
+def default_model_dir() -> Path:
+    """The shipped model ``models/default``: in the source checkout, else in an install's share/ (ament
+    prefixes, then this Python's prefix). The first candidate when none exists, so errors name it."""
+    source = Path(__file__).resolve().parents[2] / "models" / "default"
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
+    candidates = [source] + [Path(p) / "share" / "mobileinst_ros" / "models" / "default" for p in prefixes]
+    return next((c for c in candidates if (c / "model.yaml").is_file()), candidates[0])
+
+
+@dataclass
+class _Frame:
+    """A received image message, when it arrived (monotonic s), and whether it is compressed."""
+
+    msg: Image | CompressedImage
+    arrival: float
+
+
+class _Mailbox:
+    """Holds only the newest frame. ``put`` says whether it replaced an unprocessed one (a drop)."""
+
+    def __init__(self) -> None:
+        self._frame: _Frame | None = None
+        self._ready = threading.Condition()
+
+    def put(self, frame: _Frame) -> bool:
+        with self._ready:
+            replaced = self._frame is not None
+            self._frame = frame
+            self._ready.notify()
+        return replaced
+
+    def take(self, timeout: float) -> _Frame | None:
+        with self._ready:
+            if self._frame is None:
+                self._ready.wait(timeout)
+            frame, self._frame = self._frame, None
+        return frame
+
+    def clear(self) -> None:
+        with self._ready:
+            self._frame = None
+
+
+@dataclass
+class _Pipeline:
+    """What configure builds: the model and the tracker, and the values they were built with."""
+
+    engine: Engine
+    tracker: KernelTracker
+    model_dir: Path
+    labels: frozenset[str] | None
+
+
+class MobileInstNode(LifecycleNode):
+    """The lifecycle node; see the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._pipeline: _Pipeline | None = None
+        self._lock = threading.Lock()  # the worker's processing vs. live parameter changes and teardown
+        self._mailbox = _Mailbox()
+        self._stats = FrameStats()
+        self._warnings = WarningLimiter(WARN_PERIOD_S)
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._subscription = None
+        self._diagnostics_timer = None
+        self._outputs: dict[str, Any] = {}
+        self._image_topic = ""
+        # The tracker logs each non-finite frame through Python logging; the node reports those itself,
+        # rate-limited, through its ROS logger.
+        logging.getLogger("mobileinst_ros.tracking").setLevel(logging.ERROR)
+        self.add_on_set_parameters_callback(self._check_parameters)
+        declare_parameters(self)
+        self.add_post_set_parameters_callback(self._apply_live_parameters)
+
+    # --- parameters -------------------------------------------------------------------------------
+    def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        class_names = self._pipeline.engine.class_names if self._pipeline else None
+        for param in params:
+            if param.value is None:
+                continue
+            reason = check_value(param.name, param.value, class_names)
+            if reason is None and self._pipeline is not None and param.name not in LIVE:
+                reason = f"{param.name} is read at configure; deactivate and clean up the node to change it"
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _apply_live_parameters(self, params: list[Parameter]) -> None:
+        if self._pipeline is None:
+            return
+        with self._lock:
+            for param in params:
+                self._apply(param.name, param.value)
+        if any(p.name == "keyframe_interval" for p in params) and "model_info" in self._outputs:
+            self._outputs["model_info"].publish(self._model_info())
+
+    def _apply(self, name: str, value: Any) -> None:
+        pipeline = self._pipeline
+        if name in _ENGINE_ATTRIBUTES:
+            setattr(pipeline.engine, name, value)
+        elif name in _TRACKER_ATTRIBUTES:
+            setattr(pipeline.tracker, name, value)
+        elif name == "labels":
+            pipeline.labels = frozenset(value) if value else None
+
+    def _fill_unset_parameters(self, values: dict[str, Any]) -> None:
+        """Show the defaults the model and tracker chose as the parameters' values."""
+        pipeline = self._pipeline
+        effective = [Parameter(name, value=getattr(pipeline.engine, name)) for name in _ENGINE_ATTRIBUTES
+                     if values[name] is None]
+        effective += [Parameter(name, value=getattr(pipeline.tracker, name)) for name in _TRACKER_ATTRIBUTES
+                      if values[name] is None]
+        self.set_parameters(effective)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    @_guarded
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        values = read_parameters(self)
+        model_dir = Path(values["model_path"]) if values["model_path"] else default_model_dir()
+        try:
+            self._pipeline = self._load(model_dir, values)
+        except (ModelLoadError, ValueError) as error:
+            self.get_logger().error(f"cannot load the model: {error}")
+            return TransitionCallbackReturn.FAILURE
+        self._fill_unset_parameters(values)
+        self._create_publishers(values)
+        self.get_logger().info(
+            f"configured: model {model_dir} ({len(self._pipeline.engine.class_names)} classes, "
+            f"{values['precision']}, {values['threads']} thread(s), keyframe every "
+            f"{self._pipeline.tracker.keyframe_interval} image(s))")
+        return super().on_configure(state)
+
+    def _load(self, model_dir: Path, values: dict[str, Any]) -> _Pipeline:
+        engine = Engine(model_dir, threads=values["threads"], resolution=values["resolution"] or None,
+                        precision=values["precision"],
+                        **{k: values[k] for k in _ENGINE_ATTRIBUTES if values[k] is not None})
+        reason = check_value("labels", values["labels"], engine.class_names)
+        if reason is not None:
+            raise ValueError(reason)
+        tracker = KernelTracker(engine, **{k: values[k] for k in _TRACKER_ATTRIBUTES if values[k] is not None})
+        labels = frozenset(values["labels"]) if values["labels"] else None
+        return _Pipeline(engine, tracker, model_dir, labels)
+
+    def _create_publishers(self, values: dict[str, Any]) -> None:
+        self._outputs = {
+            "instances": self.create_lifecycle_publisher(InstanceArray, "~/instances", OUTPUT_QOS),
+            "model_info": self.create_lifecycle_publisher(ModelInfo, "~/model_info", LATCHED_QOS),
+            "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
+        }
+        if values["publish_overlay"]:
+            self._outputs["overlay"] = self.create_lifecycle_publisher(Image, "~/overlay", DEBUG_IMAGE_QOS)
+        if values["publish_labels"]:
+            self._outputs["labels"] = self.create_lifecycle_publisher(Image, "~/labels", DEBUG_IMAGE_QOS)
+
+    @_guarded
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        values = read_parameters(self)
+        qos = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
+                         durability=qos_profile_sensor_data.durability,
+                         reliability=ReliabilityPolicy.RELIABLE if values["qos_reliability"] == "reliable"
+                         else ReliabilityPolicy.BEST_EFFORT)
+        # image_transport's convention: the compressed stream is <base topic>/compressed, after remapping.
+        base = self.resolve_topic_name("image")
+        if values["input_transport"] == "compressed":
+            self._image_topic = base + "/compressed"
+            self._subscription = self.create_subscription(CompressedImage, self._image_topic, self._on_image, qos)
+        else:
+            self._image_topic = base
+            self._subscription = self.create_subscription(Image, self._image_topic, self._on_image, qos)
+        self._stats = FrameStats()
+        self._mailbox.clear()
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="mobileinst_worker", daemon=True)
+        self._worker.start()
+        self._diagnostics_timer = self.create_timer(values["diagnostics_period"], self._publish_diagnostics)
+        self._outputs["model_info"].publish(self._model_info())
+        self.get_logger().info(f"active: {values['input_transport']} images from {self._image_topic}")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_publishers()
+        self._pipeline = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._destroy_publishers()
+        self._pipeline = None
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._destroy_publishers()
+        self._pipeline = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_processing(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+
+    def _destroy_publishers(self) -> None:
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
+
+    # --- images -----------------------------------------------------------------------------------
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        """Executor thread: store the newest image and nothing else."""
+        self._stats.count("received")
+        if self._mailbox.put(_Frame(msg, time.monotonic())):
+            self._stats.count("dropped")
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            frame = self._mailbox.take(timeout=0.1)
+            if frame is not None:
+                with self._lock:
+                    self._process(frame)
+
+    def _process(self, frame: _Frame) -> None:
+        pipeline = self._pipeline
+        try:
+            rgb = compressed_to_rgb(frame.msg) if isinstance(frame.msg, CompressedImage) else image_to_rgb(frame.msg)
+        except ImageConversionError as error:
+            self._problem("rejected", f"image on {self._image_topic} skipped: {error}")
+            return
+        try:
+            result = pipeline.tracker.process(rgb)
+        except Exception as error:  # noqa: BLE001  (the node must outlive any one bad frame)
+            self._problem("failed", f"model failed on a {rgb.shape[1]}x{rgb.shape[0]} image: "
+                                    f"{type(error).__name__}: {error}")
+            return
+        if result.dropped:
+            self._problem("failed", f"model output on a {rgb.shape[1]}x{rgb.shape[0]} image was not finite; "
+                                    f"image skipped")
+            return
+        instances = [i for i in result.instances
+                     if pipeline.labels is None or pipeline.engine.class_names[i.class_id] in pipeline.labels]
+        header = frame.msg.header
+        height, width = rgb.shape[:2]
+        self._outputs["instances"].publish(instance_array_msg(
+            header, height, width, instances, pipeline.engine.class_names, result.is_keyframe, result.latency_ms))
+        latency_ms = (time.monotonic() - frame.arrival) * 1e3
+        stamped = header.stamp.sec != 0 or header.stamp.nanosec != 0
+        age_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6 if stamped else None
+        self._stats.processed(latency_ms, result.latency_ms, age_ms)
+        self._publish_debug_images(header, rgb, instances, pipeline.engine.class_names)
+
+    def _problem(self, counter: str, text: str) -> None:
+        self._stats.count(counter)
+        warning = self._warnings.text(text)
+        if warning is not None:
+            self.get_logger().warning(warning)
+
+    def _publish_debug_images(self, header: Any, rgb: np.ndarray, instances: list, class_names: list[str]) -> None:
+        overlay = self._outputs.get("overlay")
+        if overlay is not None and overlay.get_subscription_count() > 0:
+            captions = [f"{class_names[i.class_id]} {i.score:.2f}" for i in instances]
+            image = draw_overlay(rgb, [i.mask for i in instances], [i.track_id for i in instances], captions)
+            overlay.publish(rgb_to_image_msg(image, header))
+        labels = self._outputs.get("labels")
+        if labels is not None and labels.get_subscription_count() > 0:
+            ids = label_image(rgb.shape[0], rgb.shape[1], [i.mask for i in instances],
+                              [i.track_id for i in instances], [i.score for i in instances])
+            labels.publish(labels_to_image_msg(ids, header))
+
+    # --- latched metadata and diagnostics -----------------------------------------------------------
+    def _model_info(self) -> ModelInfo:
+        pipeline = self._pipeline
+        width, height = pipeline.engine.resolutions[0]
+        info = ModelInfo(model_name=str(pipeline.model_dir), class_names=pipeline.engine.class_names,
+                         input_height=height, input_width=width,
+                         keyframe_interval=int(pipeline.tracker.keyframe_interval))
+        info.header.stamp = self.get_clock().now().to_msg()
+        return info
+
+    def _publish_diagnostics(self) -> None:
+        pipeline = self._pipeline
+        values = read_parameters(self)
+        info = {"model": str(pipeline.model_dir), "threads": str(values["threads"]),
+                "precision": values["precision"], "keyframe interval": str(values["keyframe_interval"]),
+                "input": f"{values['input_transport']} {self._image_topic}"}
+        status = diagnostic_status(f"{self.get_fully_qualified_name()}: instance segmentation",
+                                   self._stats.report(), info, self._image_topic)
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._outputs["diagnostics"].publish(array)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the node until shut down (Ctrl-C, SIGTERM); with ``autostart`` configure and activate first.
+    Exit status 1 when a parameter is invalid or the node cannot configure or activate."""
+    rclpy.init(args=sys.argv if argv is None else ["mobileinst_node", *argv])
+    try:
+        try:
+            node = MobileInstNode()
+        except (InvalidParameterValueException, InvalidParameterTypeException) as error:
+            print(f"mobileinst_node: {error}", file=sys.stderr)
+            return 1
+        # A failed transition has logged its one-line reason already.
+        if node.get_parameter("autostart").value and not (
+                node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                and node.trigger_activate() == TransitionCallbackReturn.SUCCESS):
+            return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        node._stop_processing()
+        return 0
+    finally:
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
