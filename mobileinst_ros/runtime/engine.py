@@ -218,12 +218,16 @@ class Engine:
         """Stride-8 features x3 of one image."""
         return self._graphs[prepared.resolution]["shallow"].run(image=prepared.tensor)["x3"]
 
+    def deep(self, resolution: tuple[int, int], x3: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Deep backbone: x3 -> (x4, x5, x6)."""
+        deep = self._graphs[resolution]["deep"].run(x3=x3)
+        return deep["x4"], deep["x5"], deep["x6"]
+
     def deep_features(self, resolution: tuple[int, int], x3: np.ndarray) -> Features:
         """Deep backbone + mask decoder on x3: everything a keyframe needs before the instance decoder."""
-        graphs = self._graphs[resolution]
-        deep = graphs["deep"].run(x3=x3)
-        mf = graphs["mask_decoder"].run(x3=x3, **deep)["mask_features"]
-        return Features(resolution, x3, deep["x4"], deep["x5"], deep["x6"], mf)
+        x4, x5, x6 = self.deep(resolution, x3)
+        mf = self._graphs[resolution]["mask_decoder"].run(x3=x3, x4=x4, x5=x5, x6=x6)["mask_features"]
+        return Features(resolution, x3, x4, x5, x6, mf)
 
     def keyframe_features(self, prepared: Prepared) -> Features:
         """Full backbone + mask decoder."""

@@ -1,0 +1,297 @@
+"""``mobileinst-bench``: per-stage latency of MobileInst on one CPU core, side by side in ONE process.
+
+Every configuration (resolution x precision x keyframe interval, and the peer heads) runs in the same
+process with one onnxruntime thread, interleaved round by round over the same synthetic video, so
+that ratios hold on a noisy machine. Peers (``bench/peers.py``) are a SparseInst-style and a
+YOLACT-style head on MobileInst's own backbone graphs and input; they are exported (random weights)
+in a child process so that this process never imports torch and its peak RSS is the robot's.
+
+Prints a table; ``--json PATH`` writes ``latency_ms`` (per stage and per frame), ``ratios``
+(``t3_over_t1``, ``int8_over_fp32``, ``mobileinst_over_sparseinst``, ``mobileinst_over_yolact``, at
+640x480), ``targets`` and ``peak_rss_mb``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from mobileinst_ros.bench.peers import PEER_IO, sparseinst_postprocess, yolact_postprocess, yolact_priors
+from mobileinst_ros.data.synth import generate_video
+from mobileinst_ros.runtime.engine import Engine, ModelLoadError
+from mobileinst_ros.runtime.model_dir import parse_resolution
+from mobileinst_ros.tracking.tracker import KernelTracker
+
+__all__ = ["main"]
+
+STAGES = ("preprocess", "backbone", "instance_decoder", "postprocess", "tracking")
+PEER_STAGES = ("preprocess", "backbone", "head", "postprocess")
+REFERENCE = "640x480"
+# issue targets: (ratio or latency key, limit)
+TARGETS = {
+    "t3_over_t1": 0.8, "int8_over_fp32": 0.6, "mobileinst_over_sparseinst": 0.6, "mobileinst_over_yolact": 1.0,
+    "fp32_t3_mean_ms": 100.0, "int8_t3_mean_ms": 60.0,
+}
+
+
+@dataclass
+class Series:
+    """Recorded frames of one configuration."""
+
+    name: str
+    stages: tuple[str, ...]
+    totals: list[float] = field(default_factory=list)
+    per_stage: dict[str, list[float]] = field(default_factory=dict)
+    keyframes: list[bool] = field(default_factory=list)
+
+    def add(self, total: float, timings: dict[str, float], keyframe: bool = True) -> None:
+        self.totals.append(total)
+        self.keyframes.append(keyframe)
+        for stage in self.stages:
+            self.per_stage.setdefault(stage, []).append(timings.get(stage, 0.0))
+
+    def summary(self) -> dict:
+        totals = np.asarray(self.totals)
+        key = np.asarray(self.keyframes)
+        out = {stage: round(float(np.mean(v)), 2) for stage, v in self.per_stage.items()}
+        out.update(mean=round(float(totals.mean()), 2), median=round(float(np.median(totals)), 2),
+                   p90=round(float(np.percentile(totals, 90)), 2), frames=int(len(totals)),
+                   keyframe_fraction=round(float(key.mean()), 3))
+        if key.any() and not key.all():
+            out["keyframe_mean"] = round(float(totals[key].mean()), 2)
+            out["non_keyframe_mean"] = round(float(totals[~key].mean()), 2)
+        return out
+
+
+class MobileInstRun:
+    """One tracker configuration fed frames of one video in order."""
+
+    def __init__(self, engine: Engine, frames: list[np.ndarray], interval: int, adaptive: bool, name: str):
+        self.tracker = KernelTracker(engine, keyframe_interval=interval, adaptive_keyframes=adaptive)
+        self.frames, self.next = frames, 0
+        self.series = Series(name, STAGES)
+
+    def step(self, record: bool) -> None:
+        result = self.tracker.process(self.frames[self.next % len(self.frames)])
+        self.next += 1
+        if record:
+            self.series.add(result.latency_ms, result.timings_ms, result.is_keyframe)
+
+
+class PeerRun:
+    """A peer head on the engine's own backbone graphs: image -> x3, x4, x5 -> head -> masks."""
+
+    def __init__(self, engine: Engine, path: Path, kind: str, frames: list[np.ndarray], threads: int, name: str):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.engine, self.kind, self.frames, self.next = engine, kind, frames, 0
+        self.priors: np.ndarray | None = None
+        self.series = Series(name, PEER_STAGES)
+
+    def step(self, record: bool) -> None:
+        t0 = time.perf_counter()
+        prepared = self.engine.prepare(self.frames[self.next % len(self.frames)])
+        self.next += 1
+        t1 = time.perf_counter()
+        x3 = self.engine.shallow(prepared)
+        x4, x5, _ = self.engine.deep(prepared.resolution, x3)
+        t2 = time.perf_counter()
+        names = PEER_IO[self.kind][1]
+        outputs = dict(zip(names, self.session.run(list(names), {"x3": x3, "x4": x4, "x5": x5})))
+        t3 = time.perf_counter()
+        e = self.engine
+        if self.kind == "sparseinst":
+            sparseinst_postprocess(outputs, prepared.geometry, e.score_threshold, e.mask_threshold, e.max_instances)
+        else:
+            if self.priors is None:
+                self.priors = yolact_priors(prepared.resolution)
+            yolact_postprocess(outputs, self.priors, prepared.geometry, e.max_instances)
+        t4 = time.perf_counter()
+        if record:
+            ms = [(b - a) * 1000 for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))]
+            self.series.add((t4 - t0) * 1000, dict(zip(PEER_STAGES, ms)))
+
+
+def _export_peers_child(shapes: dict, num_classes: int, out_dir: str) -> None:
+    from mobileinst_ros.bench.peers import export_peers
+
+    export_peers(shapes, num_classes, out_dir)
+
+
+def export_peers_elsewhere(engine: Engine, resolution: tuple[int, int], out_dir: Path) -> dict[str, Path]:
+    """Export the peer heads in a child process (torch stays out of this one)."""
+    w, h = resolution
+    prepared = engine.prepare(np.zeros((h, w, 3), np.uint8))
+    x3 = engine.shallow(prepared)
+    shapes = {n: tuple(int(d) for d in t.shape) for n, t in zip(("x3", "x4", "x5"), (x3, *engine.deep(resolution, x3)[:2]))}
+    child = multiprocessing.get_context("spawn").Process(
+        target=_export_peers_child, args=(shapes, len(engine.class_names), str(out_dir)))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"exporting the peer heads failed (exit code {child.exitcode})")
+    return {name: out_dir / f"{name}.onnx" for name in PEER_IO}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a / b, 3)
+
+
+def _mean(tree: dict, *keys: str) -> float | None:
+    for key in keys:
+        tree = tree.get(key, {})
+    return tree.get("mean")
+
+
+def _ratios(latency: dict, peers: dict) -> dict:
+    """The issue's ratios at 640x480 (MobileInst vs peers: per-image work, T=1)."""
+    ref, peer = latency.get(REFERENCE, {}), peers.get(REFERENCE, {})
+    return {
+        "t3_over_t1": _ratio(_mean(ref, "fp32", "T3"), _mean(ref, "fp32", "T1")),
+        "int8_over_fp32": _ratio(_mean(ref, "int8", "T1"), _mean(ref, "fp32", "T1")),
+        "int8_over_fp32_t3": _ratio(_mean(ref, "int8", "T3"), _mean(ref, "fp32", "T3")),
+        "mobileinst_over_sparseinst": _ratio(_mean(ref, "fp32", "T1"), _mean(peer, "sparseinst")),
+        "mobileinst_over_yolact": _ratio(_mean(ref, "fp32", "T1"), _mean(peer, "yolact")),
+        "adaptive_t3_over_t1": _ratio(_mean(ref, "fp32", "T3-adaptive"), _mean(ref, "fp32", "T1")),
+        "fp32_t3_mean_ms": _mean(ref, "fp32", "T3"),
+        "int8_t3_mean_ms": _mean(ref, "int8", "T3"),
+    }
+
+
+def _targets(ratios: dict) -> dict:
+    return {f"{key} <= {limit}": None if ratios.get(key) is None else ratios[key] <= limit
+            for key, limit in TARGETS.items()}
+
+
+def _table(latency: dict, peers: dict) -> str:
+    head = f"{'resolution':<10} {'config':<18}" + "".join(f"{s[:11]:>12}" for s in STAGES) + f"{'mean':>9}{'p90':>9}{'key%':>6}"
+    lines = [head, "-" * len(head)]  # peers: their head sits in the instance_decoder column
+    for res, precs in latency.items():
+        for prec, runs in precs.items():
+            for t, s in runs.items():
+                lines.append(f"{res:<10} {prec + ' ' + t:<18}" + "".join(f"{s.get(k, 0):>12.1f}" for k in STAGES)
+                             + f"{s['mean']:>9.1f}{s['p90']:>9.1f}{100 * s['keyframe_fraction']:>6.0f}")
+    for res, runs in peers.items():
+        for name, s in runs.items():
+            cells = [s["preprocess"], s["backbone"], s["head"], s["postprocess"], 0.0]
+            lines.append(f"{res:<10} {name + ' head':<18}" + "".join(f"{c:>12.1f}" for c in cells)
+                         + f"{s['mean']:>9.1f}{s['p90']:>9.1f}{100:>6.0f}")
+    return "\n".join(lines)
+
+
+def _machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    return {"cpu": cpu, "machine": platform.machine(), "onnxruntime": ort.__version__,
+            "python": platform.python_version(), "cores_seen": os.cpu_count()}
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mobileinst-bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="models/default", help="exported model directory")
+    parser.add_argument("--resolution", action="append", default=None,
+                        help="WxH, repeatable (default: 640x480 and 320x320)")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (each runs every configuration)")
+    parser.add_argument("--warmup", type=int, default=1, help="unrecorded rounds first")
+    parser.add_argument("--frames", type=int, default=6, help="frames per configuration per round (multiple of 3)")
+    parser.add_argument("--peer-frames", type=int, default=1, help="peer frames per round")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument("--no-int8", action="store_true", help="skip INT8 (model without INT8 graphs)")
+    parser.add_argument("--no-peers", action="store_true", help="skip the SparseInst/YOLACT-style heads")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.frames < 1 or args.warmup < 0 or args.peer_frames < 0:
+        parser.error("--rounds and --frames must be >= 1, --warmup and --peer-frames >= 0")
+    return args
+
+
+def _build_runs(args: argparse.Namespace, resolutions: list[tuple[int, int]], peer_dir: Path):
+    precisions = ["fp32"] + ([] if args.no_int8 else ["int8"])
+    engines = {p: Engine(args.model, threads=args.threads, precision=p) for p in precisions}
+    missing = [f"{w}x{h}" for w, h in resolutions if (w, h) not in engines["fp32"].resolutions]
+    if missing:
+        raise ModelLoadError(f"{args.model}: no graphs at {missing}; exported: "
+                             f"{[f'{w}x{h}' for w, h in engines['fp32'].resolutions]}")
+    runs: dict[tuple, MobileInstRun | PeerRun] = {}
+    for w, h in resolutions:
+        frames = generate_video(seed=2024, index=0, frames=30, width=w, height=h).frames
+        for prec, engine in engines.items():
+            for label, interval, adaptive in (("T1", 1, False), ("T3", 3, False), ("T3-adaptive", 3, True)):
+                if adaptive and (prec != "fp32" or f"{w}x{h}" != REFERENCE):
+                    continue
+                runs[(f"{w}x{h}", prec, label)] = MobileInstRun(engine, frames, interval, adaptive, label)
+        if not args.no_peers and f"{w}x{h}" == REFERENCE:
+            paths = export_peers_elsewhere(engines["fp32"], (w, h), peer_dir)
+            for kind, path in paths.items():
+                runs[(f"{w}x{h}", "peer", kind)] = PeerRun(engines["fp32"], path, kind, frames, args.threads, kind)
+    return runs
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    """Interleaved rounds over every configuration; returns the JSON document."""
+    resolutions = [parse_resolution(r) for r in (args.resolution or [REFERENCE, "320x320"])]
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="mobileinst-bench-") as peer_dir:
+        runs = _build_runs(args, resolutions, Path(peer_dir))
+        keys = list(runs)
+        for r in range(args.warmup + args.rounds):
+            # rotate the order so that slow drifts of the machine spread over all configurations
+            for key in keys[r % len(keys):] + keys[: r % len(keys)]:
+                count = args.peer_frames if key[1] == "peer" else args.frames
+                for _ in range(count):
+                    runs[key].step(record=r >= args.warmup)
+    latency: dict = {}
+    peers: dict = {}
+    for (res, prec, label), run in runs.items():
+        if not run.series.totals:
+            continue
+        target = peers.setdefault(res, {}) if prec == "peer" else latency.setdefault(res, {}).setdefault(prec, {})
+        target[label] = run.series.summary()
+    ratios = _ratios(latency, peers)
+    return {
+        "model": str(args.model), "threads": args.threads, "rounds": args.rounds,
+        "frames_per_round": args.frames, "machine": _machine(),
+        "load_average": {"before": [round(x, 2) for x in load_before],
+                         "after": [round(x, 2) for x in os.getloadavg()]},
+        "latency_ms": latency, "peers_ms": peers, "ratios": ratios, "targets": _targets(ratios),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        result = run_benchmark(args)
+    except (ModelLoadError, ValueError, RuntimeError) as err:
+        print(f"mobileinst-bench: error: {err}", file=sys.stderr)
+        return 1
+    print(_table(result["latency_ms"], result["peers_ms"]))
+    print("ratios:", json.dumps(result["ratios"]))
+    print("targets:", json.dumps(result["targets"]))
+    print(f"peak RSS {result['peak_rss_mb']} MB, load average before/after "
+          f"{result['load_average']['before'][0]}/{result['load_average']['after'][0]}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
