@@ -232,7 +232,8 @@ def _open_reader(path: Path) -> Reader:
         reader.open()
     # rosbags, sqlite3, mcap and yaml each raise their own types for a damaged file; all mean the same.
     except Exception as error:  # noqa: BLE001
-        raise BagError(f"{path}: not a readable rosbag2 bag ({type(error).__name__}: {error})") from None
+        raise BagError(f"{path}: cannot read the bag: damaged, truncated or not rosbag2 "
+                       f"({type(error).__name__}: {error})") from None
     return reader
 
 

@@ -42,9 +42,11 @@ class FrameProcessor(Protocol):
 
 def _record(stamp: int, gt: list[Detection] | None, out: _Frame, id_offset: int) -> FrameRecord:
     predictions = None if out.dropped else [
-        Detection(int(i.track_id) + id_offset, int(i.class_id), float(i.score), compress_mask(i.mask))
+        # float32 as in the published message, so a results bag scores exactly like this run (score ties)
+        Detection(int(i.track_id) + id_offset, int(i.class_id), float(np.float32(i.score)), compress_mask(i.mask))
         for i in out.instances]
-    return FrameRecord(stamp, gt, predictions, float(out.latency_ms), dict(out.timings_ms), bool(out.is_keyframe))
+    keyframe = None if out.dropped else bool(out.is_keyframe)
+    return FrameRecord(stamp, gt, predictions, float(out.latency_ms), dict(out.timings_ms), keyframe)
 
 
 def run_offline(source: Source, tracker: FrameProcessor, info: dict, progress: bool = True,
@@ -52,10 +54,10 @@ def run_offline(source: Source, tracker: FrameProcessor, info: dict, progress: b
     """Process every frame of ``source`` (at most ``max_frames``) and record what came out."""
     run = RunRecord(list(source.class_names), [], dict(info, mode="offline"))
     total = source.frame_count if max_frames is None else min(max_frames, source.frame_count)
-    id_offset = max_id = 0
+    id_offset = max_id = done = 0
     with tqdm(total=total, desc="offline", unit="frame", disable=not progress) as bar:
         for name, frames in source.sequences():
-            if bar.n >= total:
+            if done >= total:
                 break
             if source.reset_between_sequences:
                 tracker.reset()
@@ -68,7 +70,8 @@ def run_offline(source: Source, tracker: FrameProcessor, info: dict, progress: b
                 record = _record(frame.stamp_ns, frame.ground_truth, tracker.process(frame.rgb), id_offset)
                 sequence.frames.append(record)
                 max_id = max([max_id, *(d.track_id for d in record.predictions or [])])
+                done += 1
                 bar.update()
-                if bar.n >= total:
+                if done >= total:
                     break
     return run
