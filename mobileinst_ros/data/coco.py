@@ -77,5 +77,5 @@ def load_coco(json_path: str | Path, image_root: str | Path, require_annotations
         raise DatasetError(f"{path}: 'images' is empty")
     if require_annotations and dataset.num_annotations == 0:
         raise DatasetError(f"{path}: no usable (non-crowd) annotations: nothing to train or evaluate on")
-    check_images(dataset.videos, path, preload)
+    check_images(dataset.videos, path, preload, entry="image id")
     return dataset

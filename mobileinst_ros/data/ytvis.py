@@ -169,13 +169,14 @@ def check_rle(seg: Any, height: int, width: int, where: str) -> dict:
     return seg
 
 
-def check_images(videos: list[Video], path: Path, preload: bool) -> None:
-    """Every frame file must exist; with ``preload`` read all of them into RAM."""
+def check_images(videos: list[Video], path: Path, preload: bool, entry: str = "video") -> None:
+    """Every frame file must exist; with ``preload`` read all of them into RAM. ``entry`` names a
+    video's kind in errors ("video", or "image id" for COCO)."""
     for video in videos:
         frames = []
         for fp in video.frame_paths:
             if not fp.is_file():
-                raise DatasetError(f"{path}: video {video.id} ({video.name}): image file not found: {fp}")
+                raise DatasetError(f"{path}: {entry} {video.id} ({video.name}): image file not found: {fp}")
             if preload:
                 frames.append(fp.read_bytes())
         video.frames = frames if preload else None

@@ -185,6 +185,7 @@ def train(cfg: dict, resume: str = "auto") -> dict:
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     tcfg, lcfg, dcfg, vcfg = cfg["train"], cfg["loss"], cfg["data"], cfg["val"]
     torch.set_num_threads(int(tcfg["threads"]))
+    torch.set_flush_denormal(True)  # denormal optimizer states / activations slow CPU math many-fold
     torch.manual_seed(cfg["seed"] + rank)
     out_dir = Path(cfg["out_dir"])
     is_main = rank == 0
