@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--video-frames", type=int, default=300, help="frames in overlay.mp4 (0: no video)")
     run.add_argument("--bag-storage", choices=("sqlite3", "mcap"), default="sqlite3")
     run.add_argument("--rate", type=float, default=1.0, help="live: playback speed factor")
+    run.add_argument("--domain-id", type=int, help="live: ROS_DOMAIN_ID of the run's graph (default: random 1-100)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     score = sub.add_parser("score", help="metrics and report of a results bag or a recording of the node")
     score.add_argument("--input", type=Path, required=True)
@@ -109,8 +110,9 @@ def _run_one(args: argparse.Namespace, engine, source, interval: int, out: Path)
     else:
         from mobileinst_ros.evaluation.live import run_live
 
-        run = run_live(source, args.model, info, precision=args.precision, threads=args.threads,
-                       rate=args.rate, progress=not args.quiet)
+        run = run_live(source, args.model, info, out, precision=args.precision, threads=args.threads,
+                       rate=args.rate, resolution=args.resolution, domain_id=args.domain_id,
+                       progress=not args.quiet)
     out.mkdir(parents=True, exist_ok=True)
     write_results_bag(run, out / RESULTS_BAG, args.bag_storage)
     summary = write_report(out, run, source, video_frames=args.video_frames, fps=source.fps)
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"run": _cmd_run, "score": _cmd_score, "compare": _cmd_compare}
     try:
         return commands[args.command](args)
-    except (InputError, BagError, DatasetError, ModelLoadError, OSError, ValueError) as error:
+    except (InputError, BagError, DatasetError, ModelLoadError, OSError, ValueError, RuntimeError) as error:
         print(f"mobileinst-eval: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

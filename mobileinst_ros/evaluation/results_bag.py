@@ -25,7 +25,8 @@ from mobileinst_ros.evaluation.records import (Detection, FrameRecord, RunRecord
                                                compress_counts)
 from mobileinst_ros.evaluation.sources import InputError
 
-__all__ = ["FRAMES_TOPIC", "MODEL_INFO_TOPIC", "PREDICTIONS_TOPIC", "read_results_bag", "write_results_bag"]
+__all__ = ["FRAMES_TOPIC", "MODEL_INFO_TOPIC", "PREDICTIONS_TOPIC", "detections_from_message", "read_results_bag",
+           "write_results_bag"]
 
 PREDICTIONS_TOPIC = "/mobileinst/instances"
 MODEL_INFO_TOPIC = "/mobileinst/model_info"
@@ -69,7 +70,8 @@ def write_results_bag(run: RunRecord, path: str | Path, storage: str = "sqlite3"
                         is_keyframe=bool(frame.is_keyframe), latency_ms=frame.latency_ms or 0.0), stamp)
 
 
-def _detections(msg: Any, class_names: list[str], path: Path, topic: str) -> list[Detection]:
+def detections_from_message(msg: Any, class_names: list[str], path: Path, topic: str) -> list[Detection]:
+    """An InstanceArray as Detections in the indices of ``class_names`` (matched by name)."""
     out = []
     try:
         instances = bags.instances_from_message(msg)
@@ -134,8 +136,8 @@ def _assemble(path: Path, class_names: list[str], info: dict, frames: list[tuple
             sequence.height, sequence.width = int((pred or gt).height), int((pred or gt).width)
         sequence.frames.append(FrameRecord(
             stamp,
-            _detections(gt, class_names, path, gt_topic) if gt is not None else None,
-            _detections(pred, class_names, path, predictions_topic) if pred is not None else None,
+            detections_from_message(gt, class_names, path, gt_topic) if gt is not None else None,
+            detections_from_message(pred, class_names, path, predictions_topic) if pred is not None else None,
             float(pred.latency_ms) if pred is not None else None, {},
             bool(pred.is_keyframe) if pred is not None else None))
     return run
