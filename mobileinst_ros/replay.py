@@ -300,8 +300,9 @@ def _record(args: argparse.Namespace) -> int:
     stop = _Stop()
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("mobileinst_replay_recorder")
-    # Reliable and transient local: matches every publisher and also gets latched messages (ModelInfo).
-    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    # Reliable, and durability "best available": transient local towards latched publishers (ModelInfo),
+    # volatile towards the others (a transient-local reader would not match a volatile writer).
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.BEST_AVAILABLE)
     subscriptions = []
     with BagWriter(args.output, storage="sqlite3") as bag:
         for topic, msgtype in wanted.items():
