@@ -207,11 +207,14 @@ class Engine:
         aspect = np.log(image_size[0] / image_size[1])
         return min(self.resolutions, key=lambda r: (abs(np.log(r[0] / r[1]) - aspect), -r[0] * r[1]))
 
-    def prepare(self, image: np.ndarray) -> Prepared:
-        """Check an RGB uint8 (H, W, 3) or grayscale image and normalise it at the model resolution."""
+    def prepare(self, image: np.ndarray, resolution: tuple[int, int] | None = None) -> Prepared:
+        """Check an RGB uint8 (H, W, 3) or grayscale image and normalise it at ``resolution`` (one of
+        the loaded ones; default: the closest to the image's aspect ratio)."""
         rgb = check_rgb8(image)
         image_size = (rgb.shape[1], rgb.shape[0])
-        geometry = make_geometry(image_size, self.pick_resolution(image_size), self.resize)
+        if resolution is not None and resolution not in self.resolutions:
+            raise ValueError(f"resolution {resolution} is not loaded; loaded: {self.resolutions}")
+        geometry = make_geometry(image_size, resolution or self.pick_resolution(image_size), self.resize)
         return Prepared(rgb, geometry, preprocess(rgb, geometry, self.spec.mean, self.spec.scale))
 
     def shallow(self, prepared: Prepared) -> np.ndarray:

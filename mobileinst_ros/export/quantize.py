@@ -1,0 +1,255 @@
+"""``mobileinst-quantize``: static INT8 graphs for an exported model directory, where INT8 pays.
+
+onnxruntime's ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations), calibrated on
+frames of the training data run through the FP32 graphs (the mask decoder also sees a later frame's
+x3 with an earlier frame's x4..x6, as on non-keyframes). ``reduce_range`` (7-bit weights) is on by
+default: on AVX2 CPUs without VNNI the u8s8 kernels saturate and drift far from FP32.
+
+"Quantize as much as pays": for every graph, candidates are FP32, INT8 everywhere and INT8 except
+convolutions with fewer than 8 input channels (the RGB stem, which runs slower in INT8). Each is
+timed interleaved on one thread and compared with FP32 on held-out frames; the fastest candidate
+whose outputs keep ``cosine >= --min-cosine`` wins if it is at least 5% faster than FP32. The INT8 set in ``model.yaml`` names the winner
+per graph (FP32 files where INT8 does not pay) and ``quantization`` records the measurements.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import yaml
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                      quantize_static)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from mobileinst_ros.runtime.engine import Engine, ModelLoadError
+from mobileinst_ros.runtime.model_dir import GRAPH_IO, GRAPHS
+
+__all__ = ["QuantizeError", "calibration_images", "collect_inputs", "quantize_model", "main"]
+
+MIN_GAIN = 0.05  # an INT8 graph must be at least this much faster than FP32
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+           "entropy": CalibrationMethod.Entropy}
+
+
+class QuantizeError(RuntimeError):
+    """Quantization cannot proceed (bad calibration data, model directory)."""
+
+
+@dataclass
+class Candidate:
+    """One way to run a graph: ``path``, median latency in ms, worst cosine to FP32 over outputs."""
+
+    name: str
+    path: Path
+    latency_ms: float = 0.0
+    cosine: float = 1.0
+
+
+def calibration_images(root: str | Path, count: int, gap: int = 2) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Up to ``count`` (frame, frame ``gap`` later in the same folder or None) pairs of RGB images,
+    spread evenly over the image files under ``root`` (a YouTube-VIS dataset or any image folder)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise QuantizeError(f"{root}: calibration directory not found (expected training images)")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise QuantizeError(f"{root}: no {'/'.join(IMAGE_SUFFIXES)} images found for calibration")
+    picks = np.unique(np.linspace(0, len(files) - 1, min(count, len(files))).round().astype(int))
+    pairs = []
+    for i in picks:
+        later = i + gap if i + gap < len(files) and files[i + gap].parent == files[i].parent else None
+        pairs.append((_read_rgb(files[i]), None if later is None else _read_rgb(files[later])))
+    return pairs
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise QuantizeError(f"{path}: unreadable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def collect_inputs(engine: Engine, pairs: list[tuple[np.ndarray, np.ndarray | None]],
+                   resolution: tuple[int, int]) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Feeds of every graph at ``resolution`` computed by the FP32 ``engine`` on the image pairs."""
+    feeds: dict[str, list[dict[str, np.ndarray]]] = {role: [] for role in GRAPHS}
+    for first, later in pairs:
+        prepared = engine.prepare(first, resolution)
+        features = engine.keyframe_features(prepared)
+        deep = {"x4": features.x4, "x5": features.x5, "x6": features.x6}
+        feeds["shallow"].append({"image": prepared.tensor})
+        feeds["deep"].append({"x3": features.x3})
+        feeds["mask_decoder"].append({"x3": features.x3, **deep})
+        feeds["instance_decoder"].append({"x6": features.x6, "mask_features": features.mask_features})
+        if later is not None:
+            now = engine.prepare(later, resolution)
+            feeds["mask_decoder"].append({"x3": engine.shallow(now), **deep})
+    return feeds
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, feeds: list[dict[str, np.ndarray]]):
+        self._it = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _stem_convs(path: Path) -> list[str]:
+    """Dense (group 1) convolutions with fewer than 8 input channels, i.e. on the RGB image: INT8
+    im2col on 3 channels is slower than FP32."""
+    model = onnx.load(str(path))
+    shapes = {i.name: i.dims for i in model.graph.initializer}
+
+    def dense_and_thin(node: onnx.NodeProto) -> bool:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        weight = shapes.get(node.input[1]) if len(node.input) > 1 else None
+        return group == 1 and weight is not None and weight[1] < 8
+
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and dense_and_thin(n)]
+
+
+def _quantize(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str, exclude: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(src), str(prepared))
+        quantize_static(str(prepared), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=METHODS[method], nodes_to_exclude=exclude,
+                        extra_options={"CalibMovingAverage": method == "minmax"})
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denom) if denom > 0 else float(np.allclose(a, b))
+
+
+def _measure(candidates: list[Candidate], feeds: list[dict[str, np.ndarray]], repeats: int) -> None:
+    """Interleaved medians of latency, and each candidate's worst cosine to the first (FP32)."""
+    sessions = [_session(c.path) for c in candidates]
+    times: list[list[float]] = [[] for _ in candidates]
+    worst = [1.0] * len(candidates)
+    for r in range(repeats + 1):
+        for feed in feeds:
+            reference = None
+            for k, session in enumerate(sessions):
+                start = time.perf_counter()
+                outputs = session.run(None, feed)
+                if r > 0:  # the first pass warms up
+                    times[k].append((time.perf_counter() - start) * 1000)
+                reference = outputs if reference is None else reference
+                worst[k] = min([worst[k]] + [_cosine(o, ref) for o, ref in zip(outputs, reference)])
+    for c, t, w in zip(candidates, times, worst):
+        c.latency_ms, c.cosine = float(np.median(t)), w
+
+
+def quantize_graph(src: Path, out_dir: Path, calibrate: list[dict], held_out: list[dict], method: str,
+                   min_cosine: float, repeats: int) -> tuple[Candidate, list[Candidate]]:
+    """Quantize one graph both ways, measure, return (winner, all candidates)."""
+    candidates = [Candidate("fp32", src)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    variants = {"int8": []}
+    stem = _stem_convs(src)
+    if stem:
+        variants["int8_fp32_stem"] = stem
+    for name, exclude in variants.items():
+        path = out_dir / f"{src.stem}.{name}.onnx"
+        _quantize(src, path, calibrate, method, exclude)
+        candidates.append(Candidate(name, path))
+    _measure(candidates, held_out, repeats)
+    good = candidates[:1] + [c for c in candidates[1:] if c.cosine >= min_cosine]  # FP32 is the reference
+    winner = min(good, key=lambda c: c.latency_ms)
+    # INT8 must win clearly: within the timing noise FP32's accuracy is worth more
+    if winner.latency_ms > (1 - MIN_GAIN) * candidates[0].latency_ms:
+        winner = candidates[0]
+    return winner, candidates
+
+
+def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", min_cosine: float = 0.98,
+                   held_out_fraction: float = 0.25, repeats: int = 2, log=print) -> dict:
+    """Add INT8 graph sets to ``model_dir`` (in place) and return the ``quantization`` record."""
+    model_dir = Path(model_dir).resolve()
+    engine = Engine(model_dir, threads=1)
+    spec_path = model_dir / "model.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    # graph files shared by several resolutions are calibrated on all of them
+    files: dict[Path, list[tuple[int, int]]] = {}
+    for res, sets in engine.spec.graphs.items():
+        for role, path in sets["fp32"].items():
+            files.setdefault(path, []).append(res)
+    feeds = {res: collect_inputs(engine, pairs, res) for res in engine.resolutions}
+    record, chosen = {}, {}
+    for path, resolutions in files.items():
+        role = next(r for r, p in engine.spec.graphs[resolutions[0]]["fp32"].items() if p == path)
+        items = [f for res in resolutions for f in feeds[res][role]]
+        split = max(1, int(len(items) * held_out_fraction))
+        calibrate, held_out = items[split:], items[:split]
+        winner, candidates = quantize_graph(path, path.parent / "int8", calibrate, held_out, method,
+                                            min_cosine, repeats)
+        rel = str(path.relative_to(model_dir))
+        for c in candidates:
+            if c is not winner and c.path != path:
+                c.path.unlink()
+        final = winner.path if winner.path == path else winner.path.with_name(f"{path.stem}.onnx")
+        if final != winner.path:
+            winner.path.rename(final)
+        chosen[path] = final
+        record[rel] = {"chosen": winner.name, **{c.name: {"latency_ms": round(c.latency_ms, 2),
+                                                          "cosine": round(c.cosine, 5)} for c in candidates}}
+        log(f"{rel}: " + ", ".join(f"{c.name} {c.latency_ms:.1f} ms cos {c.cosine:.4f}" for c in candidates)
+            + f" -> {winner.name}")
+    for name, sets in spec["resolutions"].items():
+        res = tuple(int(v) for v in name.split("x"))
+        sets["int8"] = {role: str(chosen[engine.spec.graphs[res]["fp32"][role]].relative_to(model_dir))
+                        for role in GRAPHS}
+    spec["quantization"] = {"method": method, "format": "QDQ, per-channel int8 weights (reduce_range), "
+                            "uint8 activations", "calibration_images": len(pairs), "graphs": record}
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    Engine(model_dir, precision="int8")  # the INT8 set loads
+    return spec["quantization"]
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mobileinst-quantize", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="exported model directory (INT8 graphs are added to it)")
+    parser.add_argument("--calibration", required=True,
+                        help="training images: a YouTube-VIS dataset root or any folder of images")
+    parser.add_argument("--images", type=int, default=64, help="calibration frames (a quarter is held out)")
+    parser.add_argument("--method", choices=sorted(METHODS), default="minmax")
+    parser.add_argument("--min-cosine", type=float, default=0.98,
+                        help="worst cosine to FP32 an INT8 graph may have on held-out frames")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        pairs = calibration_images(args.calibration, args.images)
+        quantize_model(args.model, pairs, args.method, args.min_cosine)
+    except (QuantizeError, ModelLoadError) as err:
+        print(f"mobileinst-quantize: error: {err}", file=sys.stderr)
+        return 1
+    print(f"INT8 graphs added to {args.model} (model.yaml: resolutions.*.int8, quantization)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""mobileinst-quantize: INT8 graph sets chosen per graph by measured speed and accuracy."""
+import shutil
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+import yaml
+
+from mobileinst_ros.data.synth import generate_video
+from mobileinst_ros.export.export import export_model
+from mobileinst_ros.export.quantize import (_stem_convs, calibration_images, collect_inputs, main, quantize_graph,
+                                           quantize_model)
+from mobileinst_ros.model import build_model
+from mobileinst_ros.runtime.engine import Engine
+
+
+@pytest.fixture(scope="module")
+def fp32_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model({"backbone": {"pretrained": False}}, 3).eval()
+    out = tmp_path_factory.mktemp("q") / "model"
+    export_model(model, ["a", "b", "c"], out, [(64, 64)], layout="per-resolution")
+    return out
+
+
+@pytest.fixture(scope="module")
+def calib_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calib")
+    for v in range(2):
+        folder = root / "JPEGImages" / f"video{v}"
+        folder.mkdir(parents=True)
+        for t, rgb in enumerate(generate_video(3, v, 4, 96, 64).frames):
+            cv2.imwrite(str(folder / f"{t:05d}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return root
+
+
+def fresh_copy(src, tmp_path):
+    dst = tmp_path / "model"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_calibration_pairs_frames_with_a_later_frame_of_the_same_video(calib_dir):
+    pairs = calibration_images(calib_dir, 8)
+    assert len(pairs) == 8 and pairs[0][0].shape == (64, 96, 3)
+    assert pairs[0][1] is not None          # frame 0 of video0 has frame 2
+    assert pairs[-1][1] is None             # the last frame has no later frame
+
+
+@pytest.fixture(scope="module")
+def quantized(fp32_dir, calib_dir, tmp_path_factory):
+    model_dir = fresh_copy(fp32_dir, tmp_path_factory.mktemp("int8"))
+    record = quantize_model(model_dir, calibration_images(calib_dir, 4), min_cosine=0.0, repeats=1,
+                            log=lambda _: None)
+    return model_dir, record
+
+
+def test_int8_set_is_added_and_runs(quantized):
+    model_dir, record = quantized
+    spec = yaml.safe_load((model_dir / "model.yaml").read_text())
+    int8 = spec["resolutions"]["64x64"]["int8"]
+    assert set(int8) == {"shallow", "deep", "mask_decoder", "instance_decoder"}
+    assert set(record["graphs"]) == {f"64x64/{g}.onnx" for g in int8}
+    for rel, entry in record["graphs"].items():
+        role = rel.split("/")[-1][:-5]
+        quantized = any(n.op_type == "QuantizeLinear" for n in onnx.load(str(model_dir / int8[role])).graph.node)
+        assert quantized == (entry["chosen"] != "fp32"), rel
+        assert entry["int8"]["latency_ms"] > 0 and -1 <= entry["int8"]["cosine"] <= 1
+    engine = Engine(model_dir, precision="int8")
+    frame = generate_video(3, 0, 1, 64, 64).frames[0]
+    prepared = engine.prepare(frame)
+    decoded = engine.decode(engine.keyframe_features(prepared))
+    assert decoded["kernels"].shape == (100, 128) and np.isfinite(decoded["kernels"]).all()
+
+
+def test_int8_is_not_kept_when_it_is_not_accurate_enough(quantized, tmp_path):
+    model_dir, _ = quantized
+    pairs = [(generate_video(3, 1, 1, 64, 64).frames[0], None)]
+    feeds = collect_inputs(Engine(model_dir), pairs, (64, 64))["mask_decoder"]
+    winner, candidates = quantize_graph(model_dir / "64x64" / "mask_decoder.onnx", tmp_path, feeds, feeds,
+                                        "minmax", min_cosine=1.01, repeats=1)
+    assert winner.name == "fp32" and [c.name for c in candidates] == ["fp32", "int8"]
+
+
+def test_only_the_rgb_stem_counts_as_a_thin_dense_conv(fp32_dir):
+    assert len(_stem_convs(fp32_dir / "64x64" / "shallow.onnx")) == 1
+    assert _stem_convs(fp32_dir / "64x64" / "deep.onnx") == []
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing", "calibration directory not found"),
+    (lambda p: p, "no .jpg/.jpeg/.png/.bmp images found"),
+])
+def test_cli_errors_are_one_line(fp32_dir, tmp_path, capsys, make, message):
+    assert main(["--model", str(fp32_dir), "--calibration", str(make(tmp_path))]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
