@@ -53,8 +53,8 @@ def pool_to_grid(x: torch.Tensor, factor: int, out_h: int, out_w: int) -> torch.
     """
     pad_h = out_h * factor - x.shape[-2]
     pad_w = out_w * factor - x.shape[-1]
-    if pad_h > 0 or pad_w > 0:
-        x = F.pad(x, (0, pad_w, 0, pad_h))
+    # unconditional (a zero pad is a no-op) so that tracing keeps the pads symbolic in height/width
+    x = F.pad(x, (0, pad_w, 0, pad_h))
     if factor == 1:
         return x
     return F.avg_pool2d(x, factor, factor)

@@ -113,7 +113,7 @@ class InstanceDecoder(nn.Module):
     @staticmethod
     def _tokens(x: torch.Tensor, proj: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """[B,C,h,w] -> tokens [B,h*w,D] and their sine embeddings [1,h*w,D]."""
-        h, w = int(x.shape[-2]), int(x.shape[-1])
+        h, w = x.shape[-2], x.shape[-1]  # not int(): the export keeps the sizes symbolic
         tokens = proj(x.flatten(2).transpose(1, 2))
         return tokens, sine_position_embedding(h, w, tokens.shape[-1], x.device)[None]
 

@@ -20,8 +20,9 @@ __all__ = ["DSConv", "SemanticEnhancer", "MaskDecoder"]
 
 
 def resize_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Bilinearly resize x to ref's spatial size (an explicit size, so the export is exact)."""
-    return F.interpolate(x, size=(int(ref.shape[-2]), int(ref.shape[-1])), mode="bilinear", align_corners=False)
+    """Bilinearly resize x to ref's spatial size (an explicit size, so the export is exact; not int():
+    the export keeps the size symbolic so that one graph serves every resolution)."""
+    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class DSConv(nn.Sequential):
