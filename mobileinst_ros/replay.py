@@ -300,9 +300,13 @@ def _record(args: argparse.Namespace) -> int:
     stop = _Stop()
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("mobileinst_replay_recorder")
-    # Reliable, and durability "best available": transient local towards latched publishers (ModelInfo),
-    # volatile towards the others (a transient-local reader would not match a volatile writer).
-    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.BEST_AVAILABLE)
+    # Reliable; transient local only for the latched ModelInfo: a transient-local reader does not match a
+    # volatile writer (the node's ~/instances), and "best available" decides too early, before discovery.
+    def qos(msgtype: str) -> QoSProfile:
+        latched = msgtype == "mobileinst_ros/msg/ModelInfo"
+        return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
     subscriptions = []
     with BagWriter(args.output, storage="sqlite3") as bag:
         for topic, msgtype in wanted.items():
@@ -312,7 +316,7 @@ def _record(args: argparse.Namespace) -> int:
                 bag.write_raw(topic, msgtype, data, time.time_ns())
                 print(f"got {topic} {_header_stamp(data, cls)}", flush=True)
 
-            subscriptions.append(node.create_subscription(cls, topic, on_message, qos, raw=True))
+            subscriptions.append(node.create_subscription(cls, topic, on_message, qos(msgtype), raw=True))
         if not _wait_until(lambda: all(s.get_publisher_count() > 0 for s in subscriptions), stop, node,
                            args.wait_s) and not stop.requested:
             raise TimeoutError(f"no publisher on {', '.join(wanted)} within {args.wait_s:.0f} s")
