@@ -41,13 +41,8 @@ class TrainStep(nn.Module):
         losses = {f"main_{k}": v.detach() for k, v in main.items() if k != "total"}
         losses.update(main=main["total"], aux=aux)
 
-        decoder = self.model.instance_decoder
-        pair = lambda x: x.unflatten(0, (b, 2))  # noqa: E731
-        mask_features = pair(out["mask_features"])
         later = [p[1] for p in targets]
-        passed = decoder.predict(decoder.forward_local(pair(out["global_queries"])[:, 0], mask_features[:, 1]))
-        passed["masks"] = compute_masks(passed["kernels"], mask_features[:, 1])
-        losses["temporal"] = self.criterion(passed, later)[0]["total"]
+        losses["temporal"] = self.criterion(self.passed_predictions(out, b), later)[0]["total"]
 
         if reuse is None:
             reuse = bool(torch.rand(()) < self.feature_reuse_prob)
@@ -56,11 +51,25 @@ class TrainStep(nn.Module):
                            + self.reuse_weight * losses["reuse"])
         return losses
 
+    def passed_predictions(self, out: dict, b: int) -> dict[str, torch.Tensor]:
+        """Temporal query passing: frame t's global-stage queries through frame t+d's local stage.
+        ``out`` is the model's output on [B*2] frames -> logits[B,N,C], objectness, kernels, masks."""
+        decoder = self.model.instance_decoder
+        mask_features = out["mask_features"].unflatten(0, (b, 2))[:, 1]
+        global_queries = out["global_queries"].unflatten(0, (b, 2))[:, 0]
+        passed = decoder.predict(decoder.forward_local(global_queries, mask_features))
+        passed["masks"] = compute_masks(passed["kernels"], mask_features)
+        return passed
+
+    def reused_mask_features(self, out: dict, b: int) -> torch.Tensor:
+        """Frame t+d's mask features from its own X3 and frame t's X4/X5/X6: [B,K,H/8,W/8]."""
+        x3, x4, x5, x6 = (f.unflatten(0, (b, 2)) for f in out["features"])
+        return self.model.mask_decoder(x3[:, 1], x4[:, 0], x5[:, 0], x6[:, 0])
+
     def _reuse_loss(self, out: dict, targets: list[list[dict]], first_indices: list) -> torch.Tensor:
         """Mask loss of frame t's kernels on mask features from (x3 of t+d, x4/x5/x6 of t)."""
         b = len(targets)
-        x3, x4, x5, x6 = (f.unflatten(0, (b, 2)) for f in out["features"])
-        reused = self.model.mask_decoder(x3[:, 1], x4[:, 0], x5[:, 0], x6[:, 0])
+        reused = self.reused_mask_features(out, b)
         kernels = out["kernels"].unflatten(0, (b, 2))[:, 0]
         preds, tgts = [], []
         for i, ((query_idx, target_idx), (first, second)) in enumerate(zip(first_indices, targets)):

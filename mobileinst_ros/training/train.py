@@ -168,6 +168,13 @@ def _save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)  # a checkpoint is never half-written, even if the job is killed
 
 
+def _truncate_metrics(jsonl: Path, step: int) -> None:
+    """On resume, forget records logged after the checkpoint's step (they will be logged again)."""
+    if jsonl.is_file():
+        lines = [line for line in jsonl.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        jsonl.write_text("".join(line + "\n" for line in lines))
+
+
 def _to_device(targets: list[list[dict]], device: torch.device) -> list[list[dict]]:
     return [[{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in pair] for pair in targets]
 
@@ -226,6 +233,7 @@ def train(cfg: dict, resume: str = "auto") -> dict:
         optimizer.load_state_dict(state["optimizer"])
         start_step, best_ap = int(state["step"]), float(state.get("best_ap", -1.0))
         if is_main:
+            _truncate_metrics(out_dir / "metrics.jsonl", start_step)
             log.info("resumed from %s at step %d", resume_path, start_step)
     elif resume not in ("auto", "none"):
         raise ValueError(f"--resume {resume}: checkpoint not found")
