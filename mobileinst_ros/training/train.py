@@ -184,8 +184,8 @@ def _distributed() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def train(cfg: dict, resume: str = "auto") -> dict:
-    """Run training as configured; returns the last validation metrics (rank 0) or {}."""
+def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
+    """Run training as configured -> (the trained model, the last validation metrics or {})."""
     rank, world, local_rank = _distributed()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -324,7 +324,7 @@ def train(cfg: dict, resume: str = "auto") -> dict:
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return metrics
+    return model, metrics
 
 
 def build_parser() -> argparse.ArgumentParser:
