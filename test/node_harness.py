@@ -198,8 +198,8 @@ class Client:
         request = ChangeState.Request(transition=Transition(id=transition_id))
         return self.call(ChangeState, f"{NODE}/change_state", request).success
 
-    def set_parameter(self, name: str, value: Any) -> SetParametersResult:
-        msg: ParameterMsg = Parameter(name, value=value).to_parameter_msg()
+    def set_parameter(self, name: str, value: Any, type_: Parameter.Type | None = None) -> SetParametersResult:
+        msg: ParameterMsg = Parameter(name, type_, value).to_parameter_msg()
         return self.call(SetParameters, f"{NODE}/set_parameters", SetParameters.Request(parameters=[msg])).results[0]
 
     def get_parameter(self, name: str) -> Any:

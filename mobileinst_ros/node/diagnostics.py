@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-__all__ = ["FrameStats", "Report", "WarningLimiter", "LATENCY_WINDOW", "diagnostic_status"]
+__all__ = ["FrameStats", "Report", "SequenceGaps", "WarningLimiter", "LATENCY_WINDOW", "diagnostic_status"]
 
 LATENCY_WINDOW = 200
 # Processing "keeps up" while it drops at most this fraction of the camera's frames in an interval.
@@ -24,7 +24,8 @@ MAX_DROP_FRACTION = 0.05
 
 @dataclass
 class Report:
-    """What one diagnostics message says; rates over ``interval_s``, percentiles in ms."""
+    """What one diagnostics message says; rates over ``interval_s``, percentiles in ms. ``input_fps``
+    counts the camera's images (received or lost), ``drop_fraction`` those not processed."""
 
     interval_s: float
     input_fps: float
@@ -40,22 +41,23 @@ class Report:
 
 
 class FrameStats:
-    """Counters of received, processed, dropped (replaced by a newer frame before processing), rejected
-    (not a camera frame) and failed (the model raised) images, and latency windows."""
+    """Counters of images received, processed, dropped (replaced by a newer one before processing), lost
+    (published but never received: DDS kept only the newest while the node was busy, or transport
+    loss), rejected (not a camera frame) and failed (the model raised), and latency windows."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._totals = dict.fromkeys(("received", "processed", "dropped", "rejected", "failed"), 0)
+        self._totals = dict.fromkeys(("received", "processed", "dropped", "lost", "rejected", "failed"), 0)
         self._marks = dict(self._totals)
         self._mark_time = time.monotonic()
         self._latency = deque(maxlen=LATENCY_WINDOW)  # image arrival -> InstanceArray published
         self._model = deque(maxlen=LATENCY_WINDOW)    # tracker.process alone
         self._age = deque(maxlen=LATENCY_WINDOW)      # image header stamp -> InstanceArray published
 
-    def count(self, key: str) -> None:
-        """Add one to counter ``key`` (received, dropped, rejected or failed)."""
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``key`` (received, dropped, lost, rejected or failed)."""
         with self._lock:
-            self._totals[key] += 1
+            self._totals[key] += n
 
     def processed(self, latency_ms: float, model_ms: float, age_ms: float | None) -> None:
         """One InstanceArray published; ``age_ms`` is None for an image without a stamp."""
@@ -79,9 +81,9 @@ class FrameStats:
         def pct(values: np.ndarray, q: float) -> float:
             return float(np.percentile(values, q)) if values.size else float("nan")
 
-        arrived = delta["received"]
-        return Report(interval, arrived / interval, delta["processed"] / interval,
-                      delta["dropped"] / arrived if arrived else 0.0,
+        published = delta["received"] + delta["lost"]
+        return Report(interval, published / interval, delta["processed"] / interval,
+                      (delta["dropped"] + delta["lost"]) / published if published else 0.0,
                       pct(latency, 50), pct(latency, 95), pct(model, 50), pct(age, 50), pct(age, 95), delta, totals)
 
 
@@ -113,6 +115,26 @@ def diagnostic_status(name: str, report: Report, info: dict[str, str], image_top
         level, message = DiagnosticStatus.WARN, f"{message}; {bad} images rejected or failed (see the log)"
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id="cpu",
                             values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+
+class SequenceGaps:
+    """Images lost before the node, from the gaps in each publisher's sequence numbers (rclpy's
+    MessageInfo); a publisher's first image only sets its baseline."""
+
+    MAX_PUBLISHERS = 64
+
+    def __init__(self) -> None:
+        self._last: dict[bytes, int] = {}
+
+    def update(self, publisher: bytes | None, sequence: int | None) -> int:
+        """How many images of ``publisher`` were skipped before this one (0 when unknown)."""
+        if publisher is None or not sequence:
+            return 0
+        last = self._last.get(publisher)
+        if last is None and len(self._last) >= self.MAX_PUBLISHERS:
+            self._last.clear()
+        self._last[publisher] = sequence
+        return max(sequence - last - 1, 0) if last is not None else 0
 
 
 class WarningLimiter:
