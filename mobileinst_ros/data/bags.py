@@ -37,7 +37,7 @@ from mobileinst_ros.masks import decode_mask, encode_mask, mask_bbox
 __all__ = [
     "BagError", "BagInstance", "BagWriter", "CLASSES_TOPIC", "GT_TOPIC", "HEADER_TYPE", "IMAGE_TOPIC", "IMAGE_TYPE",
     "SEQUENCE_TOPIC", "header_message",
-    "INSTANCES_TYPE", "MODEL_INFO_TYPE", "STORAGES", "bag_custom_data", "bag_topics", "image_message", "instance_array_message",
+    "INSTANCES_TYPE", "MODEL_INFO_TYPE", "STORAGES", "bag_custom_data", "bag_duration_ns", "bag_topics", "image_message", "instance_array_message",
     "instances_from_message", "model_info_message", "read_messages", "typestore", "write_dataset_bag",
 ]
 
@@ -243,6 +243,15 @@ def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
     reader = _open_reader(path)
     try:
         return {name: (info.msgtype or "", info.msgcount) for name, info in reader.topics.items()}
+    finally:
+        reader.close()
+
+
+def bag_duration_ns(path: str | Path) -> int:
+    """Time from the first to the last message of a bag, in nanoseconds (0 for fewer than two)."""
+    reader = _open_reader(Path(path))
+    try:
+        return max(reader.end_time - reader.start_time - 1, 0) if reader.message_count > 1 else 0
     finally:
         reader.close()
 

@@ -75,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
 def _check_run_args(args: argparse.Namespace) -> None:
     if args.keyframe_interval < 1 or args.threads < 1 or args.fps <= 0 or args.rate <= 0:
         raise InputError("--keyframe-interval and --threads must be >= 1, --fps and --rate positive")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.max_frames is not None and (args.max_frames < 1 or args.mode == "live"):
+        raise InputError(f"--max-frames must be >= 1 and is for offline mode (got {args.max_frames}, {args.mode})")
     if (args.out / RESULTS_BAG).exists() or (args.out / "metrics.json").exists():
         raise InputError(f"{args.out} already holds results; choose a new --out")
     if args.mode == "live" and (args.input / "annotations.json").is_file():

@@ -125,6 +125,7 @@ def vis_inputs(run: RunRecord) -> tuple[dict, list[dict]]:
         video_id = s + 1
         videos.append({"id": video_id, "name": sequence.name, "height": sequence.height,
                        "width": sequence.width, "length": len(frames),
+                       # vis_ap takes the video length from file_names, as in annotations.json
                        "file_names": [f"{sequence.name}/{t:05d}" for t in range(len(frames))]})
         for track_id, per_frame in _tracks(frames, ground_truth=True).items():
             dets = [d for d in per_frame if d is not None]

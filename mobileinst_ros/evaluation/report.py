@@ -29,8 +29,12 @@ def summarize(run: RunRecord) -> dict:
     summary: dict = {"info": run.info, "classes": run.class_names, "drops": metrics.drop_stats(run),
                      "latency": metrics.latency_stats(run)}
     if run.has_ground_truth:
-        summary["accuracy"] = metrics.vis_metrics(run)
-        summary["tracking"] = metrics.tracking_metrics(run)
+        try:
+            accuracy, tracking = metrics.vis_metrics(run), metrics.tracking_metrics(run)
+        except ValueError as error:  # e.g. ground truth without a single object: report the rest
+            summary["accuracy_unavailable"] = str(error)
+        else:
+            summary["accuracy"], summary["tracking"] = accuracy, tracking
     summary["per_frame"] = [
         {"sequence": s.name, "stamp_ns": f.stamp_ns, "latency_ms": f.latency_ms, "is_keyframe": f.is_keyframe,
          "dropped": f.predictions is None, "end_to_end_ms": f.end_to_end_ms, "timings_ms": f.timings_ms}
@@ -116,8 +120,9 @@ def _markdown(summary: dict, plots: list[str], video: str | None) -> str:
                   "| " + " | ".join(_fmt(acc[k], True) for k in ("AP", "AP50", "AP75", "AR1", "AR10")) + " | "
                   + " | ".join(_fmt(trk[k], True) for k in ("HOTA", "DetA", "AssA", "IDF1")) + f" | {trk['IDSW']} | "
                   + _fmt(trk["MOTA"], True) + " |", "",
-                  "YouTube-VIS AP (IoU over whole tracks, pycocotools); HOTA/DetA/AssA/IDF1/IDSW/MOTA from trackeval, "
-                  "per class then combined over all detections. Percentages.", "",
+                  "YouTube-VIS AP (IoU over whole tracks, pycocotools; AR1/AR10 count tracks per sequence, and a "
+                  "bag without /ground_truth/sequence is one sequence); HOTA/DetA/AssA/IDF1/IDSW/MOTA from "
+                  "trackeval, per class then combined over all detections. Percentages.", "",
                   "| class | AP | HOTA | IDF1 | IDSW |", "|---|---|---|---|---|"]
         per_class_trk = summary["tracking"]["per_class"]
         for name, ap in acc["per_class"].items():
@@ -125,6 +130,8 @@ def _markdown(summary: dict, plots: list[str], video: str | None) -> str:
             lines.append(f"| {name} | {_fmt(ap, True) if ap >= 0 else '-'} | "
                          + (f"{_fmt(t['HOTA'], True)} | {_fmt(t['IDF1'], True)} | {t['IDSW']} |" if t else "- | - | - |"))
         lines.append("")
+    elif "accuracy_unavailable" in summary:
+        lines += [f"Accuracy not scored: {summary['accuracy_unavailable']}", ""]
     else:
         lines += ["No ground truth: latency and drops only.", ""]
     lines += ["## Latency", "", *_latency_table(summary["latency"]), ""]

@@ -162,7 +162,9 @@ def _open_bag(path: Path, class_names: list[str], image_topic: str, gt_topic: st
                          f"expected {bags.INSTANCES_TYPE}")
     if gt_topic is not None:
         _bag_ground_truth(path, gt_topic, class_names)  # fail on unknown classes before a long run
-    return Source(path, "bag", class_names, count, gt_topic is not None, image_topic, gt_topic)
+    duration_s = bags.bag_duration_ns(path) / 1e9
+    fps = (count - 1) / duration_s if count > 1 and duration_s > 0 else 10.0  # for progress and the video only
+    return Source(path, "bag", class_names, count, gt_topic is not None, image_topic, gt_topic, fps)
 
 
 def open_source(path: str | Path, class_names: list[str], image_topic: str = bags.IMAGE_TOPIC,
