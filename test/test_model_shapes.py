@@ -91,3 +91,5 @@ def test_unknown_backbone_and_keys_are_rejected():
         build_model({"backbone": {"name": "resnet50"}}, 3)
     with pytest.raises(ValueError, match="unknown model config keys"):
         build_model({"kernal_dim": 64}, 3)
+    with pytest.raises(ValueError, match="model config: .*num_querys"):
+        build_model({"instance_decoder": {"num_querys": 10}}, 3)

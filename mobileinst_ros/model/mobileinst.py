@@ -92,10 +92,13 @@ def build_model(cfg: dict | None, num_classes: int) -> MobileInst:
     if unknown:
         raise ValueError(f"unknown model config keys {sorted(unknown)}; expected {sorted(DEFAULT_MODEL_CONFIG)}")
     kernel_dim = int(cfg["kernel_dim"])
-    backbone = build_backbone(cfg["backbone"])
-    mask_decoder = MaskDecoder(backbone.out_channels, kernel_dim=kernel_dim, **cfg["mask_decoder"])
-    instance_decoder = InstanceDecoder(backbone.out_channels[3], num_classes, kernel_dim=kernel_dim,
-                                       **cfg["instance_decoder"])
+    try:
+        backbone = build_backbone(cfg["backbone"])
+        mask_decoder = MaskDecoder(backbone.out_channels, kernel_dim=kernel_dim, **cfg["mask_decoder"])
+        instance_decoder = InstanceDecoder(backbone.out_channels[3], num_classes, kernel_dim=kernel_dim,
+                                           **cfg["instance_decoder"])
+    except TypeError as e:  # an unknown or missing keyword in a section of the model config
+        raise ValueError(f"model config: {e}") from None
     return MobileInst(backbone, mask_decoder, instance_decoder)
 
 
