@@ -56,6 +56,7 @@ from mobileinst_ros.tracking.tracker import KernelTracker
 __all__ = ["MobileInstNode", "default_model_dir", "main"]
 
 NODE_NAME = "mobileinst"
+IMAGE_TOPIC = "image"  # relative: remap it to the camera topic
 WARN_PERIOD_S = 10.0  # at most one warning per kind of bad input per this many seconds
 # Reliable so that every subscriber can match (a reliable reader never matches a best-effort writer).
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -245,7 +246,7 @@ class MobileInstNode(LifecycleNode):
                          reliability=ReliabilityPolicy.RELIABLE if values["qos_reliability"] == "reliable"
                          else ReliabilityPolicy.BEST_EFFORT)
         # image_transport's convention: the compressed stream is <base topic>/compressed, after remapping.
-        base = self.resolve_topic_name("image")
+        base = self.resolve_topic_name(IMAGE_TOPIC)
         if values["input_transport"] == "compressed":
             self._image_topic = base + "/compressed"
             self._subscription = self.create_subscription(CompressedImage, self._image_topic, self._on_image, qos)
