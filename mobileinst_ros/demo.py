@@ -1,0 +1,286 @@
+"""``make demo`` (``mobileinst-demo``): the real mobileinst_node, end to end, on a replayed rosbag.
+
+1. renders a synthetic video (mobileinst-synth) and writes it as a rosbag2 with ground truth;
+2. starts ``mobileinst_node`` in its own process with the shipped model, on a ROS domain of its own
+   on loopback (nothing outside this machine sees it) with the package's Fast DDS profile;
+3. plays the bag's camera topic through real ROS topics at its recorded rate and records the node's
+   InstanceArrays, ModelInfo and /diagnostics, each in its own process (``mobileinst_ros.replay``);
+4. writes an overlay video (each camera image with the masks, track ids, classes and scores the node
+   published for it) and a summary JSON, and prints where they are.
+
+Everything goes to ``--out`` (default ``runs/demo/``), replaced on each run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mobileinst_ros.data import bags
+from mobileinst_ros.data.synth import write_dataset
+from mobileinst_ros.node.conversions import decode_instance_masks
+from mobileinst_ros.node.mobileinst_node import NODE_NAME, default_model_dir
+from mobileinst_ros.node.overlay import draw_overlay
+from mobileinst_ros.replay import ReplayError, fastdds_env, replay
+from mobileinst_ros.runtime.model_dir import ModelLoadError, load_spec
+
+__all__ = ["main"]
+
+PARAMS_FILE = Path(__file__).resolve().parents[1] / "config" / "mobileinst.yaml"
+INSTANCES_TOPIC = f"/{NODE_NAME}/instances"
+MODEL_INFO_TOPIC = f"/{NODE_NAME}/model_info"
+DIAGNOSTICS_TOPIC = "/diagnostics"
+NODE_READY_TIMEOUT_S = 120.0
+
+
+class DemoError(RuntimeError):
+    """A step of the demo that failed; the text says which and why."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mobileinst-demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (replaced)")
+    parser.add_argument("--frames", type=int, default=100, help="frames of the synthetic video")
+    parser.add_argument("--fps", type=float, default=10.0, help="camera rate of the bag")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--seed", type=int, default=2024, help="seed of the synthetic video")
+    parser.add_argument("--keyframe-interval", type=int, default=None, help="T (default: the config's)")
+    return parser
+
+
+def _say(text: str) -> None:
+    print(f"[demo] {text}", flush=True)
+
+
+def _make_bag(out: Path, args: argparse.Namespace) -> Path:
+    dataset, bag = out / "dataset", out / "input_bag"
+    write_dataset(dataset, videos=1, frames=args.frames, width=args.width, height=args.height, seed=args.seed,
+                  progress=False)
+    frames = bags.write_dataset_bag(dataset, bag, fps=args.fps)
+    _say(f"wrote {frames} synthetic {args.width}x{args.height} frames at {args.fps:g} Hz to {bag}")
+    return bag
+
+
+def _ros_env() -> dict[str, str]:
+    env = fastdds_env()
+    # A domain of its own on loopback: the demo's /camera/image_raw never reaches a robot's graph.
+    env["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(101, 200))
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return env
+
+
+def _start_node(model: Path, log: Path, env: dict[str, str], args: argparse.Namespace) -> subprocess.Popen:
+    ros_args = ["--params-file", str(PARAMS_FILE)] if PARAMS_FILE.is_file() else []
+    ros_args += ["-p", f"model_path:={model}", "-r", f"image:={bags.IMAGE_TOPIC}"]
+    if args.keyframe_interval is not None:
+        ros_args += ["-p", f"keyframe_interval:={args.keyframe_interval}"]
+    with open(log, "w") as stream:
+        return subprocess.Popen([sys.executable, "-m", "mobileinst_ros.node.mobileinst_node", "--ros-args", *ros_args],
+                                stdout=stream, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _last_line(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def _wait_until_active(node: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + NODE_READY_TIMEOUT_S
+    while ": active: " not in log.read_text(errors="replace"):
+        if node.poll() is not None:
+            raise DemoError(f"mobileinst_node exited with status {node.returncode}: {_last_line(log)}")
+        if time.monotonic() > deadline:
+            raise DemoError(f"mobileinst_node not active after {NODE_READY_TIMEOUT_S:.0f} s: {_last_line(log)}")
+        time.sleep(0.1)  # polling the node's log file for its own report
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _run_node_on_bag(model: Path, bag: Path, out: Path, args: argparse.Namespace) -> tuple[list[tuple[int, int]], Path]:
+    """Start the node, replay the bag into it and record its output; (sent list, output bag)."""
+    env, log, recording = _ros_env(), out / "node.log", out / "output_bag"
+    node = _start_node(model, log, env, args)
+    try:
+        _wait_until_active(node, log)
+        _say(f"mobileinst_node is active (ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}, log {log}); "
+             f"playing the bag at its recorded rate ...")
+        topics = {INSTANCES_TOPIC: bags.INSTANCES_TYPE, MODEL_INFO_TOPIC: bags.MODEL_INFO_TYPE,
+                  DIAGNOSTICS_TOPIC: "diagnostic_msgs/msg/DiagnosticArray"}
+        result = replay(bag, recording, [bags.IMAGE_TOPIC], topics, env=env)
+        if node.poll() is not None:
+            raise DemoError(f"mobileinst_node exited during the replay (status {node.returncode}): {_last_line(log)}")
+    finally:
+        _stop(node)
+    return result.sent, recording
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None}
+    return {"p50": round(float(np.percentile(values, 50)), 1), "p95": round(float(np.percentile(values, 95)), 1)}
+
+
+def _node_counts(recording: Path) -> dict[str, int]:
+    """The node's own counters (received, processed, dropped, lost, rejected, failed) from its last
+    /diagnostics message."""
+    if DIAGNOSTICS_TOPIC not in bags.bag_topics(recording):
+        return {}
+    counts: dict[str, int] = {}
+    for _, _, msg in bags.read_messages(recording, {DIAGNOSTICS_TOPIC: "diagnostic_msgs/msg/DiagnosticArray"}):
+        for status in msg.status:
+            if status.name.startswith(f"/{NODE_NAME}"):
+                counts = {kv.key[:-len(" total")]: int(kv.value) for kv in status.values if kv.key.endswith(" total")}
+    return counts
+
+
+def _outputs(recording: Path) -> dict[int, tuple[Any, int]]:
+    """Header stamp -> (InstanceArray, receive time ns)."""
+    if INSTANCES_TOPIC not in bags.bag_topics(recording):
+        return {}
+    return {bags.stamp_ns(msg.header): (msg, received)
+            for received, _, msg in bags.read_messages(recording, {INSTANCES_TOPIC: bags.INSTANCES_TYPE})}
+
+
+def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, Path]:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    if writer.isOpened():
+        return writer, path
+    fallback = path.with_suffix(".avi")  # OpenCV builds without an MP4 muxer still write MJPG AVI
+    return cv2.VideoWriter(str(fallback), cv2.VideoWriter.fourcc(*"MJPG"), fps, size), fallback
+
+
+def _caption(image: np.ndarray, text: str) -> None:
+    cv2.rectangle(image, (0, 0), (image.shape[1], 22), (0, 0, 0), cv2.FILLED)
+    cv2.putText(image, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def _write_video(bag: Path, outputs: dict[int, tuple[Any, int]], path: Path, fps: float) -> Path:
+    """Every camera image with the instances the node published for it; frames it dropped say so."""
+    writer, written = None, path
+    images = bags.read_messages(bag, {bags.IMAGE_TOPIC: bags.IMAGE_TYPE})
+    for index, (_, _, image) in enumerate(images):
+        rgb = np.asarray(image.data, np.uint8).reshape(image.height, image.width, 3)
+        output = outputs.get(bags.stamp_ns(image.header))
+        if output is None:
+            frame = rgb.copy()
+            text = f"frame {index}: not processed (the node was busy with an earlier frame)"
+        else:
+            msg = output[0]
+            masks = decode_instance_masks(msg)
+            frame = draw_overlay(rgb, masks, [i.track_id for i in msg.instances],
+                                 [f"{i.class_name} {i.score:.2f}" for i in msg.instances])
+            kind = "keyframe" if msg.is_keyframe else "kernels reused"
+            text = f"frame {index}: {len(masks)} instances, {kind}, model {msg.latency_ms:.0f} ms"
+        _caption(frame, text)
+        if writer is None:
+            writer, written = _video_writer(path, fps, (frame.shape[1], frame.shape[0]))
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    if writer is not None:
+        writer.release()
+    return written
+
+
+def _summary(model: Path, sent: list[tuple[int, int]], outputs: dict[int, tuple[Any, int]], recording: Path,
+             args: argparse.Namespace) -> dict[str, Any]:
+    processed = [outputs[stamp] for stamp, _ in sent if stamp in outputs]
+    send_time = dict(sent)
+    e2e = [(received - send_time[stamp]) / 1e6 for stamp, (_, received) in outputs.items() if stamp in send_time]
+    duration_s = (sent[-1][1] - sent[0][1]) / 1e9 + 1 / args.fps if sent else 0.0
+    instances = [len(msg.instances) for msg, _ in processed]
+    return {
+        "model": str(model),
+        "camera": {"frames": len(sent), "fps": args.fps, "size": [args.width, args.height]},
+        "frames_in": len(sent),
+        "frames_processed": len(processed),
+        "frames_dropped": len(sent) - len(processed),
+        "processed_fps": round(len(processed) / duration_s, 2) if duration_s else 0.0,
+        "keyframes": sum(bool(msg.is_keyframe) for msg, _ in processed),
+        "latency_ms": {"end_to_end": _percentiles(e2e),
+                       "model": _percentiles([float(msg.latency_ms) for msg, _ in processed])},
+        "instances": {"total": sum(instances), "per_processed_frame": round(float(np.mean(instances)), 2)
+                      if instances else 0.0},
+        "tracks": len({inst.track_id for msg, _ in processed for inst in msg.instances}),
+        "node_counts": _node_counts(recording),
+        "notes": "end_to_end: image published by the player -> InstanceArray received by the recorder "
+                 "(separate processes, one clock); model: the tracker's own time per frame",
+    }
+
+
+def _print_summary(summary: dict[str, Any], video: Path, path: Path) -> None:
+    lat = summary["latency_ms"]
+    print()
+    print("mobileinst demo: the real node on a replayed rosbag")
+    print(f"  frames in / processed / dropped : {summary['frames_in']} / {summary['frames_processed']} / "
+          f"{summary['frames_dropped']}  (camera {summary['camera']['fps']:g} Hz, processed "
+          f"{summary['processed_fps']:g} fps)")
+    print(f"  latency p50 / p95               : end to end {lat['end_to_end']['p50']} / {lat['end_to_end']['p95']} ms,"
+          f" model {lat['model']['p50']} / {lat['model']['p95']} ms")
+    print(f"  instances / tracks              : {summary['instances']['total']} "
+          f"({summary['instances']['per_processed_frame']} per frame) / {summary['tracks']}")
+    print(f"  overlay video                   : {video}")
+    print(f"  summary                         : {path}")
+
+
+def run(args: argparse.Namespace) -> int:
+    model = (args.model or default_model_dir()).resolve()
+    try:
+        load_spec(model)
+    except ModelLoadError as error:
+        raise DemoError(f"no usable model: {error}") from None
+    out = args.out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    _say(f"model {model}")
+    bag = _make_bag(out, args)
+    sent, recording = _run_node_on_bag(model, bag, out, args)
+    if not sent:
+        raise DemoError("the player sent no image")
+    outputs = _outputs(recording)
+    if not outputs:
+        raise DemoError(f"the node published no InstanceArray; see {out / 'node.log'}")
+    _say("writing the overlay video ...")
+    video = _write_video(bag, outputs, out / "overlay.mp4", args.fps)
+    summary = _summary(model, sent, outputs, recording, args)
+    summary["outputs"] = {"video": str(video), "input_bag": str(bag), "output_bag": str(recording),
+                          "node_log": str(out / "node.log")}
+    path = out / "summary.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    _print_summary(summary, video, path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.frames < 1 or args.fps <= 0 or args.width < 32 or args.height < 32:
+        print("mobileinst-demo: error: --frames >= 1, --fps > 0, --width and --height >= 32", file=sys.stderr)
+        return 2
+    try:
+        return run(args)
+    except (DemoError, ReplayError, bags.BagError, OSError) as error:
+        print(f"mobileinst-demo: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
