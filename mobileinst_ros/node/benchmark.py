@@ -1,0 +1,109 @@
+"""Node overhead next to model time: what mobileinst_node adds to each frame (image conversion, mask RLE
+encoding into an InstanceArray, CDR serialisation as publishing does) against ``tracker.process``.
+
+    python -m mobileinst_ros.node.benchmark [--model models/default] [--frames 60] [--size 640x480]
+
+Frames are a synthetic video (mobileinst-synth) arriving as bgr8 sensor_msgs/Image, the common
+camera encoding that needs a colour conversion. When the model finds no instances (untrained weights),
+the video's ground-truth masks stand in so that mask encoding is timed on realistic masks. Prints a
+JSON report; the target is overhead <= 5% of model time at 640x480. End-to-end latency across
+processes is measured by ``make demo`` (summary.json, latency_ms.end_to_end).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from mobileinst_ros.data.synth import write_dataset
+from mobileinst_ros.evaluation.dataset import load_dataset, read_frame
+from mobileinst_ros.node.conversions import instance_array_msg
+from mobileinst_ros.node.image_conversion import image_to_rgb
+from mobileinst_ros.node.mobileinst_node import default_model_dir
+from mobileinst_ros.runtime.engine import Engine, ModelLoadError
+from mobileinst_ros.runtime.model_dir import parse_resolution
+from mobileinst_ros.tracking.tracker import KernelTracker
+
+__all__ = ["measure", "main"]
+
+
+def _frames(size: tuple[int, int], count: int, directory: Path) -> list[tuple[np.ndarray, list]]:
+    """(RGB image, ground-truth instances) of a synthetic video."""
+    write_dataset(directory, videos=1, frames=count, width=size[0], height=size[1], seed=7, progress=False)
+    dataset = load_dataset(directory)
+    video = dataset.videos[0]
+    out = []
+    for t in range(video.length):
+        out.append((read_frame(dataset, video, t), dataset.frame_instances(video, t)))
+    return out
+
+
+def _bgr8(rgb: np.ndarray) -> Image:
+    height, width = rgb.shape[:2]
+    return Image(height=height, width=width, encoding="bgr8", step=width * 3,
+                 data=np.ascontiguousarray(rgb[:, :, ::-1]).tobytes())
+
+
+def measure(model: Path, size: tuple[int, int], count: int, threads: int = 1) -> dict:
+    """Per-frame medians (ms) of conversion, model, message and serialisation, and the overhead ratio."""
+    engine = Engine(model, threads=threads)
+    tracker = KernelTracker(engine)
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = _frames(size, count, Path(tmp))
+    times: dict[str, list[float]] = {"convert": [], "model": [], "message": [], "serialize": []}
+    instances_per_frame, stand_in = [], 0
+    for rgb, ground_truth in frames:
+        msg = _bgr8(rgb)
+        t0 = time.perf_counter()
+        image = image_to_rgb(msg)
+        t1 = time.perf_counter()
+        result = tracker.process(image)
+        t2 = time.perf_counter()
+        instances = result.instances
+        if not instances:
+            stand_in += 1
+            instances = ground_truth
+        t3 = time.perf_counter()
+        out = instance_array_msg(Header(), size[1], size[0], instances, engine.class_names)
+        t4 = time.perf_counter()
+        serialize_message(out)
+        t5 = time.perf_counter()
+        for key, (a, b) in {"convert": (t0, t1), "model": (t1, t2), "message": (t3, t4), "serialize": (t4, t5)}.items():
+            times[key].append((b - a) * 1e3)
+        instances_per_frame.append(len(instances))
+    medians = {key: round(float(np.median(v)), 2) for key, v in times.items()}
+    overhead = medians["convert"] + medians["message"] + medians["serialize"]
+    return {"model": str(model), "size": f"{size[0]}x{size[1]}", "frames": len(frames), "threads": threads,
+            "median_ms": medians, "node_overhead_ms": round(overhead, 2),
+            "overhead_fraction_of_model": round(overhead / medians["model"], 4),
+            "instances_per_frame": round(float(np.mean(instances_per_frame)), 2),
+            "frames_with_ground_truth_masks_standing_in": stand_in}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mobileinst_ros.node.benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--size", default="640x480", help="camera image size WxH")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        size = parse_resolution(args.size)
+        report = measure(args.model or default_model_dir(), size, args.frames, args.threads)
+    except (ModelLoadError, ValueError) as error:
+        print(f"node benchmark: error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
