@@ -273,7 +273,7 @@ def _model_card(name: str, spec: dict, info: dict, sizes: dict[str, int]) -> str
         f"- input: RGB, (x - 127) / 128, letterboxed to one of {', '.join(spec['resolutions'])}",
         f"- queries: {spec['num_queries']}, kernel dim: {spec['kernel_dim']}, masks at stride 8",
         f"- checkpoint step: {info.get('step')}; training data: "
-        f"{(info.get('config') or {}).get('data', 'see the training config')}",
+        f"{((info.get('config') or {}).get('data') or {}).get('train', 'see the training config')}",
         f"- exported {spec['export']['date']} with torch {spec['export']['torch']}, onnx opset {OPSET}",
         "",
         "## Files",

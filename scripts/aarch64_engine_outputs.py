@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Engine outputs on fixed synthetic frames (``run``) and their comparison across machines (``compare``).
+
+Run by ``scripts/check_aarch64.sh`` on x86 and, under qemu, on aarch64. Needs only numpy, OpenCV,
+onnxruntime, PyYAML and ``mobileinst_ros`` (runtime/ and masks.py) on the path: no torch, no scipy.
+
+    aarch64_engine_outputs.py run --model DIR --out x86.npz [--resolution 320x320] [--precision fp32]
+    aarch64_engine_outputs.py compare x86.npz arm.npz [--rtol 1e-3] [--min-iou 0.98]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+import numpy as np
+
+
+def frames(resolution: tuple[int, int], count: int) -> list[np.ndarray]:
+    """Deterministic RGB frames: a smooth colour field with a few flat rectangles (numpy only)."""
+    import cv2
+
+    w, h = resolution
+    rng = np.random.default_rng(1234)
+    out = []
+    for _ in range(count):
+        field = cv2.resize(rng.integers(0, 255, (h // 32 + 2, w // 32 + 2, 3), dtype=np.uint8), (w, h))
+        for _ in range(3):
+            x, y = int(rng.integers(0, w * 3 // 4)), int(rng.integers(0, h * 3 // 4))
+            field[y:y + h // 4, x:x + w // 4] = rng.integers(0, 255, 3)
+        out.append(field)
+    return out
+
+
+def run(model: str, out: str, resolution: tuple[int, int], precision: str, count: int) -> None:
+    from mobileinst_ros.runtime.engine import Engine
+
+    engine = Engine(model, threads=1, resolution=resolution, precision=precision, score_threshold=0.05)
+    arrays = {}
+    for i, image in enumerate(frames(resolution, count)):
+        prepared = engine.prepare(image)
+        features = engine.keyframe_features(prepared)
+        decoded = engine.decode(features)
+        for name in ("x3", "x4", "x5", "x6", "mask_features"):
+            arrays[f"{i}/{name}"] = getattr(features, name)
+        for name, value in decoded.items():
+            arrays[f"{i}/{name}"] = value
+        det = engine.select(decoded, features, prepared.geometry)
+        arrays[f"{i}/query_indices"] = det.query_indices
+        arrays[f"{i}/masks"] = engine.to_image(det.mask_logits, prepared.geometry)
+    np.savez_compressed(out, **arrays)
+    print(f"wrote {out}: {len(arrays)} arrays on {platform.machine()}")
+
+
+def compare(a_path: str, b_path: str, rtol: float, min_iou: float) -> int:
+    a, b = np.load(a_path), np.load(b_path)
+    if set(a.files) != set(b.files):
+        print(f"different arrays: {sorted(set(a.files) ^ set(b.files))}")
+        return 1
+    failures = 0
+    for name in sorted(a.files):
+        x, y = a[name], b[name]
+        if name.endswith("/masks") or name.endswith("/query_indices"):
+            continue
+        err = float(np.abs(x - y).max()) if x.size else 0.0
+        tol = rtol * max(1.0, float(np.abs(x).max()) if x.size else 1.0)
+        ok = x.shape == y.shape and err <= tol
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {name:<24} max abs diff {err:.2e} (tolerance {tol:.2e})")
+    for name in sorted(n for n in a.files if n.endswith("/masks")):
+        frame = name.split("/")[0]
+        same_queries = np.array_equal(a[f"{frame}/query_indices"], b[f"{frame}/query_indices"])
+        ious = [float((m & n).sum() / max((m | n).sum(), 1)) for m, n in zip(a[name], b[name])]
+        ok = same_queries and all(v >= min_iou for v in ious)
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {name:<24} same instances: {same_queries}, "
+              f"min mask IoU {min(ious, default=1.0):.4f} over {len(ious)}")
+    print("aarch64 matches x86" if failures == 0 else f"{failures} mismatch(es)")
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--model", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--resolution", default="320x320")
+    r.add_argument("--precision", default="fp32")
+    r.add_argument("--frames", type=int, default=2)
+    c = sub.add_parser("compare")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--rtol", type=float, default=1e-3)
+    c.add_argument("--min-iou", type=float, default=0.98)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        w, h = (int(v) for v in args.resolution.split("x"))
+        run(args.model, args.out, (w, h), args.precision, args.frames)
+        return 0
+    return compare(args.a, args.b, args.rtol, args.min_iou)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
