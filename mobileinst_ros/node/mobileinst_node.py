@@ -315,9 +315,15 @@ class MobileInstNode(LifecycleNode):
     def _work(self) -> None:
         while not self._stop.is_set():
             frame = self._mailbox.take(timeout=0.1)
-            if frame is not None:
+            if frame is None:
+                continue
+            try:
                 with self._lock:
                     self._process(frame)
+            except Exception as error:  # noqa: BLE001  (one bad frame must not end the worker)
+                if not self.context.ok():
+                    return  # shutting down (Ctrl-C): the publishers are gone
+                self._problem("failed", f"image skipped: {type(error).__name__}: {error}")
 
     def _process(self, frame: _Frame) -> None:
         pipeline = self._pipeline
