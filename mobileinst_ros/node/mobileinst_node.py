@@ -204,8 +204,11 @@ class MobileInstNode(LifecycleNode):
         model_dir = Path(values["model_path"]) if values["model_path"] else default_model_dir()
         try:
             self._pipeline = self._load(model_dir, values)
-        except (ModelLoadError, ValueError) as error:
+        except ModelLoadError as error:
             self.get_logger().error(f"cannot load the model: {error}")
+            return TransitionCallbackReturn.FAILURE
+        except ValueError as error:  # a parameter the loaded model cannot take (labels, resolution)
+            self.get_logger().error(f"cannot configure with {model_dir}: {error}")
             return TransitionCallbackReturn.FAILURE
         self._fill_unset_parameters(values)
         self._create_publishers(values)
