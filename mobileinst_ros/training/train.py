@@ -271,8 +271,9 @@ def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
         return metrics
 
     model.train()
-    bar = tqdm(total=steps, initial=start_step, disable=not is_main, dynamic_ncols=True, mininterval=2.0,
-               desc="train")
+    # redirected to a log file, refresh rarely: every refresh appends a carriage-return line
+    bar = tqdm(total=steps, initial=start_step, disable=not is_main, dynamic_ncols=True,
+               mininterval=2.0 if sys.stderr.isatty() else 60.0, desc="train")
     window: dict[str, float] = {}
     window_instances, window_steps, window_time = 0, 0, 0.0
     last_ckpt, metrics, step = time.time(), {}, start_step
