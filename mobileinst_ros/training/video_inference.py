@@ -37,7 +37,8 @@ def _associate(tracks: list[_Track], kernels: torch.Tensor, labels: torch.Tensor
     """candidate index -> track index, by Hungarian matching on kernel cosine similarity."""
     if not tracks or kernels.numel() == 0:
         return {}
-    sim = F.normalize(kernels, dim=1) @ F.normalize(torch.stack([t.kernel for t in tracks]), dim=1).T
+    kernels, labels = kernels.cpu(), labels.cpu()
+    sim = F.normalize(kernels, dim=1) @ F.normalize(torch.stack([t.kernel.cpu() for t in tracks]), dim=1).T
     same = labels[:, None] == torch.tensor([t.label for t in tracks])[None]
     sim = torch.where(same, sim, torch.full_like(sim, -1.0))
     rows, cols = linear_sum_assignment(-sim.numpy())
@@ -50,12 +51,13 @@ def predict_video(model: MobileInst, frames: list[np.ndarray], input_size: tuple
                   association_threshold: float = 0.5) -> list[dict]:
     """RGB uint8 frames [H,W,3] -> tracks ``{label, score, masks: [bool HxW or None per frame]}``."""
     model.eval()
+    device = next(model.parameters()).device
     height, width = frames[0].shape[:2]
     tracks: list[_Track] = []
     active: list[_Track] = []
     deep = None
     for f, frame in enumerate(frames):
-        image = torch.from_numpy(resize_for_model(frame, input_size)).permute(2, 0, 1)[None]
+        image = torch.from_numpy(resize_for_model(frame, input_size)).permute(2, 0, 1)[None].to(device)
         x3 = model.backbone.forward_shallow(normalize_images(image))
         keyframe = f % keyframe_interval == 0
         if keyframe:
@@ -81,7 +83,7 @@ def predict_video(model: MobileInst, frames: list[np.ndarray], input_size: tuple
         if not active:
             continue
         logits = compute_masks(torch.stack([t.kernel for t in active])[None], mask_features)
-        probs = torch.sigmoid(F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False))[0]
+        probs = torch.sigmoid(F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False))[0].cpu()
         binary = probs > mask_threshold
         for track, p, m in zip(active, probs, binary):
             if keyframe:  # mask-score rescoring, as post-processing does
