@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +27,7 @@ from mobileinst_ros.data.synth import write_dataset
 from mobileinst_ros.node.conversions import decode_instance_masks
 from mobileinst_ros.node.mobileinst_node import NODE_NAME, default_model_dir
 from mobileinst_ros.node.overlay import draw_overlay
-from mobileinst_ros.replay import ReplayError, fastdds_env, replay
+from mobileinst_ros.replay import NodeProcess, ReplayError, isolated_env, replay
 from mobileinst_ros.runtime.model_dir import ModelLoadError, load_spec
 
 __all__ = ["main"]
@@ -40,7 +36,7 @@ PARAMS_FILE = Path(__file__).resolve().parents[1] / "config" / "mobileinst.yaml"
 INSTANCES_TOPIC = f"/{NODE_NAME}/instances"
 MODEL_INFO_TOPIC = f"/{NODE_NAME}/model_info"
 DIAGNOSTICS_TOPIC = "/diagnostics"
-NODE_READY_TIMEOUT_S = 120.0
+DEMO_DOMAINS = (101, 200)  # ROS_DOMAIN_ID drawn from these
 
 
 class DemoError(RuntimeError):
@@ -73,64 +69,21 @@ def _make_bag(out: Path, args: argparse.Namespace) -> Path:
     return bag
 
 
-def _ros_env() -> dict[str, str]:
-    env = fastdds_env()
-    # A domain of its own on loopback: the demo's /camera/image_raw never reaches a robot's graph.
-    env["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(101, 200))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    return env
-
-
-def _start_node(model: Path, log: Path, env: dict[str, str], args: argparse.Namespace) -> subprocess.Popen:
-    ros_args = ["--params-file", str(PARAMS_FILE)] if PARAMS_FILE.is_file() else []
-    ros_args += ["-p", f"model_path:={model}", "-r", f"image:={bags.IMAGE_TOPIC}"]
-    if args.keyframe_interval is not None:
-        ros_args += ["-p", f"keyframe_interval:={args.keyframe_interval}"]
-    with open(log, "w") as stream:
-        return subprocess.Popen([sys.executable, "-m", "mobileinst_ros.node.mobileinst_node", "--ros-args", *ros_args],
-                                stdout=stream, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-
-def _last_line(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-def _wait_until_active(node: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + NODE_READY_TIMEOUT_S
-    while ": active: " not in log.read_text(errors="replace"):
-        if node.poll() is not None:
-            raise DemoError(f"mobileinst_node exited with status {node.returncode}: {_last_line(log)}")
-        if time.monotonic() > deadline:
-            raise DemoError(f"mobileinst_node not active after {NODE_READY_TIMEOUT_S:.0f} s: {_last_line(log)}")
-        time.sleep(0.1)  # polling the node's log file for its own report
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def _run_node_on_bag(model: Path, bag: Path, out: Path, args: argparse.Namespace) -> tuple[list[tuple[int, int]], Path]:
     """Start the node, replay the bag into it and record its output; (sent list, output bag)."""
-    env, log, recording = _ros_env(), out / "node.log", out / "output_bag"
-    node = _start_node(model, log, env, args)
-    try:
-        _wait_until_active(node, log)
+    # A domain of its own on loopback: the demo's /camera/image_raw never reaches a robot's graph.
+    env, log, recording = isolated_env(domains=DEMO_DOMAINS), out / "node.log", out / "output_bag"
+    params: dict[str, object] = {"model_path": model}
+    if args.keyframe_interval is not None:
+        params["keyframe_interval"] = args.keyframe_interval
+    params_file = PARAMS_FILE if PARAMS_FILE.is_file() else None
+    with NodeProcess(params, bags.IMAGE_TOPIC, log, env, params_file=params_file, error=DemoError) as node:
         _say(f"mobileinst_node is active (ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}, log {log}); "
              f"playing the bag at its recorded rate ...")
         topics = {INSTANCES_TOPIC: bags.INSTANCES_TYPE, MODEL_INFO_TOPIC: bags.MODEL_INFO_TYPE,
                   DIAGNOSTICS_TOPIC: "diagnostic_msgs/msg/DiagnosticArray"}
         result = replay(bag, recording, [bags.IMAGE_TOPIC], topics, env=env)
-        if node.poll() is not None:
-            raise DemoError(f"mobileinst_node exited during the replay (status {node.returncode}): {_last_line(log)}")
-    finally:
-        _stop(node)
+        node.check_running()
     return result.sent, recording
 
 

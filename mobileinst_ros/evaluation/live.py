@@ -12,10 +12,6 @@ times as bag timestamps).
 """
 from __future__ import annotations
 
-import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,11 +22,10 @@ from mobileinst_ros.data import bags
 from mobileinst_ros.evaluation.records import FrameRecord, RunRecord, SequenceRecord
 from mobileinst_ros.evaluation.results_bag import MODEL_INFO_TOPIC, PREDICTIONS_TOPIC, detections_from_message
 from mobileinst_ros.evaluation.sources import COMPRESSED_IMAGE_TYPE, InputError, Source
-from mobileinst_ros.replay import ReplayError, ReplayResult, fastdds_env, replay
+from mobileinst_ros.replay import NodeProcess, ReplayError, ReplayResult, isolated_env, replay
 
 __all__ = ["LiveError", "run_live"]
 
-NODE_READY_TIMEOUT_S = 120.0
 RECORDING = "live_recording"
 
 
@@ -38,16 +33,9 @@ class LiveError(RuntimeError):
     """The node or the replay failed; the text carries the failing process's last words."""
 
 
-def _ros_env(domain_id: int | None) -> dict[str, str]:
-    env = fastdds_env()
-    # A domain of its own: parallel runs and a robot's own graph cannot cross-talk with this one.
-    env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else random.SystemRandom().randint(1, 100))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    return env
-
-
-def _node_command(source: Source, model: Path, interval: int, precision: str, threads: int,
-                  resolution: str | None) -> list[str]:
+def _node_params(source: Source, model: Path, interval: int, precision: str, threads: int,
+                 resolution: str | None) -> tuple[dict[str, object], str]:
+    """The node's parameters and the topic its ``image`` is remapped to."""
     topic = source.image_topic
     transport = "raw"
     if bags.bag_topics(source.path)[topic][0] == COMPRESSED_IMAGE_TYPE:
@@ -55,38 +43,11 @@ def _node_command(source: Source, model: Path, interval: int, precision: str, th
             raise InputError(f"{source.path}: {topic} holds CompressedImage but does not end in /compressed, "
                              "the node's (image_transport's) naming")
         topic, transport = topic[: -len("/compressed")], "compressed"
-    params = {"model_path": str(model), "keyframe_interval": interval, "precision": precision,
-              "threads": threads, "input_transport": transport, "publish_overlay": "false"}
+    params: dict[str, object] = {"model_path": str(model), "keyframe_interval": interval, "precision": precision,
+                                 "threads": threads, "input_transport": transport, "publish_overlay": "false"}
     if resolution:
         params["resolution"] = resolution
-    args = [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
-    return [sys.executable, "-m", "mobileinst_ros.node.mobileinst_node", "--ros-args", *args, "-r", f"image:={topic}"]
-
-
-def _last_words(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-def _wait_for_node(node: subprocess.Popen, log: Path) -> None:
-    """Until the node says it is active; fail early when it exits (bad model, bad parameter)."""
-    deadline = time.monotonic() + NODE_READY_TIMEOUT_S
-    while ": active: " not in log.read_text(errors="replace"):
-        if node.poll() is not None:
-            raise LiveError(f"mobileinst_node exited with status {node.returncode}: {_last_words(log)}")
-        if time.monotonic() > deadline:
-            raise LiveError(f"mobileinst_node not active after {NODE_READY_TIMEOUT_S:.0f} s: {_last_words(log)}")
-        time.sleep(0.1)  # polling the node's log file, not waiting for discovery
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return params, topic
 
 
 def _replay_with_progress(source: Source, recording: Path, env: dict[str, str], rate: float,
@@ -154,19 +115,11 @@ def run_live(source: Source, model: Path, info: dict, work_dir: Path, precision:
     recording, log_path = work_dir / RECORDING, work_dir / "node.log"
     if recording.exists():
         raise InputError(f"{recording} already exists; choose a new --out")
-    env = _ros_env(domain_id)
-    command = _node_command(source, model, int(info["keyframe_interval"]), precision, threads, resolution)
-    with open(log_path, "w") as log:
-        node = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # our Ctrl-C reaches it through _stop, once
-    try:
-        _wait_for_node(node, log_path)
+    env = isolated_env(domain_id)
+    params, topic = _node_params(source, model, int(info["keyframe_interval"]), precision, threads, resolution)
+    with NodeProcess(params, topic, log_path, env, error=LiveError) as node:
         result = _replay_with_progress(source, recording, env, rate, progress)
-        if node.poll() is not None:
-            raise LiveError(f"mobileinst_node exited during the replay (status {node.returncode}): "
-                            f"{_last_words(log_path)}")
-    finally:
-        _stop(node)
+        node.check_running()
     run = _assemble(source, info, result, recording)
     run.info["ros_domain_id"] = int(env["ROS_DOMAIN_ID"])
     return run

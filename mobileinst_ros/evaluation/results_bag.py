@@ -21,9 +21,8 @@ from typing import Any
 from pycocotools import mask as mask_utils
 
 from mobileinst_ros.data import bags
-from mobileinst_ros.evaluation.records import (Detection, FrameRecord, RunRecord, SequenceRecord,
-                                               compress_counts)
-from mobileinst_ros.evaluation.sources import InputError
+from mobileinst_ros.evaluation.records import Detection, FrameRecord, RunRecord, SequenceRecord
+from mobileinst_ros.evaluation.sources import InputError, message_detections
 
 __all__ = ["FRAMES_TOPIC", "MODEL_INFO_TOPIC", "PREDICTIONS_TOPIC", "detections_from_message", "read_results_bag",
            "write_results_bag"]
@@ -72,18 +71,11 @@ def write_results_bag(run: RunRecord, path: str | Path, storage: str = "sqlite3"
 
 def detections_from_message(msg: Any, class_names: list[str], path: Path, topic: str) -> list[Detection]:
     """An InstanceArray as Detections in the indices of ``class_names`` (matched by name)."""
-    out = []
-    try:
-        instances = bags.instances_from_message(msg)
-    except ValueError as error:
-        raise InputError(f"{path}: {topic} at stamp {bags.stamp_ns(msg.header)} ns: {error}") from None
-    for inst in instances:
-        if inst.class_name not in class_names:
-            raise InputError(f"{path}: {topic} has class {inst.class_name!r}, not one of the model's classes "
-                             f"{', '.join(class_names)}")
-        out.append(Detection(inst.track_id, class_names.index(inst.class_name), inst.score,
-                             compress_counts(inst.rle, inst.height, inst.width)))
-    return out
+    detections, unknown = message_detections(msg, class_names, path, topic)
+    if unknown:
+        raise InputError(f"{path}: {topic} has class {unknown[0]!r}, not one of the model's classes "
+                         f"{', '.join(class_names)}")
+    return detections
 
 
 def read_results_bag(path: str | Path, predictions_topic: str = PREDICTIONS_TOPIC,

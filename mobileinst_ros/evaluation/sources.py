@@ -20,7 +20,7 @@ from mobileinst_ros.data import bags
 from mobileinst_ros.evaluation.dataset import load_dataset, read_frame
 from mobileinst_ros.evaluation.records import Detection, compress_counts, compress_mask
 
-__all__ = ["COMPRESSED_IMAGE_TYPE", "InputError", "Source", "SourceFrame", "open_source"]
+__all__ = ["COMPRESSED_IMAGE_TYPE", "InputError", "Source", "SourceFrame", "message_detections", "open_source"]
 
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 
@@ -116,23 +116,33 @@ def _class_map(gt_names: list[str], model_names: list[str], where: str, used: se
     return {i: model_names.index(n) for i, n in enumerate(gt_names) if n in model_names}
 
 
+def message_detections(msg: Any, class_names: list[str], path: Path, topic: str,
+                       score: float | None = None) -> tuple[list[Detection], list[str]]:
+    """An InstanceArray (``topic`` of the bag ``path``) as Detections in the indices of ``class_names``
+    (matched by name), and the class names it has that are not among them (their instances left out).
+    ``score``: every detection's score (ground truth: 1.0); None keeps the message's."""
+    try:
+        instances = bags.instances_from_message(msg)
+    except ValueError as error:
+        raise InputError(f"{path}: {topic} at stamp {bags.stamp_ns(msg.header)} ns: {error}") from None
+    detections, unknown = [], []
+    for inst in instances:
+        if inst.class_name not in class_names:
+            unknown.append(inst.class_name)
+            continue
+        detections.append(Detection(inst.track_id, class_names.index(inst.class_name),
+                                    inst.score if score is None else score,
+                                    compress_counts(inst.rle, inst.height, inst.width)))
+    return detections, unknown
+
+
 def _bag_ground_truth(path: Path, topic: str, class_names: list[str]) -> dict[int, list[Detection]]:
     """Ground truth of a bag by header stamp, in model class indices (checked before any image is read)."""
     by_stamp: dict[int, list[Detection]] = {}
     unknown: set[str] = set()
     for _, _, msg in bags.read_messages(path, {topic: bags.INSTANCES_TYPE}):
-        detections = []
-        try:
-            instances = bags.instances_from_message(msg)
-        except ValueError as error:
-            raise InputError(f"{path}: {topic} at stamp {bags.stamp_ns(msg.header)} ns: {error}") from None
-        for inst in instances:
-            if inst.class_name not in class_names:
-                unknown.add(inst.class_name)
-                continue
-            detections.append(Detection(inst.track_id, class_names.index(inst.class_name), 1.0,
-                                        compress_counts(inst.rle, inst.height, inst.width)))
-        by_stamp[bags.stamp_ns(msg.header)] = detections
+        by_stamp[bags.stamp_ns(msg.header)], missing = message_detections(msg, class_names, path, topic, score=1.0)
+        unknown.update(missing)
     if unknown:
         raise InputError(f"{path}: ground truth on {topic} has classes the model does not know: "
                          f"{', '.join(sorted(unknown))} (model classes: {', '.join(class_names)})")
