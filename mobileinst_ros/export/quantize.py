@@ -129,7 +129,8 @@ def _stem_convs(path: Path) -> list[str]:
 def _quantize(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str, exclude: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(src), str(prepared))
+        # ONNX shape inference only: the symbolic one gives up on the shared graphs' symbolic sizes
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=METHODS[method], nodes_to_exclude=exclude,
