@@ -9,9 +9,10 @@ A non-keyframe reuses the last keyframe's kernels (the paper) and also its deep 
 it runs only the shallow backbone (to stride 8) and the mask decoder, then masks = kernels x new mask
 features for the instances of the last keyframe. With ``adaptive_keyframes`` a non-keyframe whose
 reused masks collapse or swell (area ratio to the keyframe outside [area_ratio, 1/area_ratio]), lose
-confidence (maskness down by ``maskness_drop``) or whose stride-8 features moved away from the
-keyframe's (relative mean change above ``feature_change``) becomes a keyframe on the spot, reusing
-its own x3.
+confidence (maskness down by ``maskness_drop``) or whose scene moved away from the keyframe's
+(x3 pooled to the stride-64 grid changed by more than ``feature_change``, relative mean absolute
+change; on the synthetic validation videos it is ~0.19 / 0.25 / 0.32 at 1 / 3 / 6 frames apart)
+becomes a keyframe on the spot, reusing its own x3.
 
 numpy only (the engine runs onnxruntime); no torch.
 """
@@ -21,6 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from mobileinst_ros.masks import mask_bbox
@@ -85,6 +87,14 @@ class _Clock:
         return (time.perf_counter() - self.start) * 1000.0
 
 
+def _scene_descriptor(x3: np.ndarray) -> np.ndarray:
+    """x3 [1, C, h, w] averaged over 8 x 8 cells (the stride-64 grid): robust to pixel noise and small
+    motion, which change x3 itself by ~70% between consecutive frames of the synthetic videos."""
+    c, h, w = x3.shape[1:]
+    return cv2.resize(np.ascontiguousarray(x3[0].transpose(1, 2, 0)), (max(1, w // 8), max(1, h // 8)),
+                      interpolation=cv2.INTER_AREA)
+
+
 def _relative_change(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean() / max(float(np.abs(b).mean()), 1e-6))
 
@@ -121,6 +131,7 @@ class KernelTracker:
         self._tracks: list[_Track] = []
         self._active: list[_Track] = []   # the last keyframe's instances, reused until the next one
         self._kf_features: Features | None = None
+        self._kf_descriptor: np.ndarray | None = None
         self._frame = 0
         self._since_keyframe = 0
         self._next_id = 1
@@ -164,6 +175,7 @@ class KernelTracker:
         clock.lap("postprocess")
         active = self._associate(det)
         self._kf_features = features
+        self._kf_descriptor = _scene_descriptor(features.x3)
         self._since_keyframe = 0
         instances = [TrackedInstance(t.track_id, t.class_id, float(s), mask_bbox(m), m)
                      for t, s, m in zip(active, det.scores, masks) if m.any()]
@@ -219,7 +231,7 @@ class KernelTracker:
     def _feature_trigger(self, features: Features) -> str:
         if not self.adaptive_keyframes:
             return ""
-        if _relative_change(features.x3, self._kf_features.x3) > self.feature_change:
+        if _relative_change(_scene_descriptor(features.x3), self._kf_descriptor) > self.feature_change:
             return "features"
         return ""
 
