@@ -4,7 +4,8 @@ exporter and run by the real engine, it lets tests check kernel reuse, associati
 exactly, without trained weights. White pixels make its mask features NaN (tests of dropped frames).
 
 Input normalisation (x - 127) / 128: red (255, 0, 0) -> (1, -1, -1), gray 127 -> 0.
-x3 = 8x8 average pool (stride 8), x6 = global max per channel, mask features = (x3, 1) (D = 4);
+x3 = 8x8 average pool (stride 8) and 5 more channels, x6 = global max per colour, mask features =
+(colours, 1) (D = 4);
 kernel c: 8 x_c - 4 (sum of the other channels) - 8, positive where colour c covers over half a cell;
 objectness c: 20 (max x_c - 0.5), so a query fires only when its colour is in the image.
 """
@@ -21,20 +22,23 @@ GRAY = 127
 
 class _Backbone(nn.Module):
     def forward_shallow(self, images: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(images, 8, 8)
+        # 8 channels like a real backbone's many (the colours, then half of them, then two zeros)
+        rgb = F.avg_pool2d(images, 8, 8)
+        return torch.cat([rgb, rgb / 2, torch.zeros_like(rgb[:, :2])], dim=1)
 
     def forward_deep(self, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x4 = F.avg_pool2d(x3, 2, 2)
         x5 = F.avg_pool2d(x4, 2, 2)
-        return x4, x5, torch.amax(x3, dim=(2, 3), keepdim=True)
+        return x4, x5, torch.amax(x3[:, :3], dim=(2, 3), keepdim=True)
 
 
 class _MaskDecoder(nn.Module):
     def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor, x6: torch.Tensor) -> torch.Tensor:
         # 0 * (...) keeps x4..x6 as graph inputs; sqrt(< 0) on white pixels turns them into NaN
+        rgb = x3[:, :3]
         unused = 0 * (x4.mean() + x5.mean() + x6.mean())
-        poison = 0 * torch.sqrt(2.5 - x3.sum(dim=1, keepdim=True))
-        return torch.cat([x3, torch.ones_like(x3[:, :1])], dim=1) + poison + unused
+        poison = 0 * torch.sqrt(2.5 - rgb.sum(dim=1, keepdim=True))
+        return torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1) + poison + unused
 
 
 class _InstanceDecoder(nn.Module):

@@ -22,7 +22,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from mobileinst_ros.masks import mask_bbox
@@ -91,8 +90,10 @@ def _scene_descriptor(x3: np.ndarray) -> np.ndarray:
     """x3 [1, C, h, w] averaged over 8 x 8 cells (the stride-64 grid): robust to pixel noise and small
     motion, which change x3 itself by ~70% between consecutive frames of the synthetic videos."""
     c, h, w = x3.shape[1:]
-    return cv2.resize(np.ascontiguousarray(x3[0].transpose(1, 2, 0)), (max(1, w // 8), max(1, h // 8)),
-                      interpolation=cv2.INTER_AREA)
+    gh, gw = -(-h // 8), -(-w // 8)
+    padded = np.zeros((c, gh * 8, gw * 8), np.float32)
+    padded[:, :h, :w] = x3[0]
+    return padded.reshape(c, gh, 8, gw, 8).mean(axis=(2, 4))
 
 
 def _relative_change(a: np.ndarray, b: np.ndarray) -> float:
