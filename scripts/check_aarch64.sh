@@ -7,7 +7,7 @@
 #
 # Needs root (binfmt_misc, chroot) and Debian's qemu-user-static, binfmt-support, mmdebstrap (installed
 # with apt-get if missing). The aarch64 side gets a Debian bookworm arm64 root (mmdebstrap, extract
-# variant) plus the aarch64 wheels of onnxruntime, numpy, opencv-python-headless and PyYAML from PyPI,
+# variant) plus the aarch64 wheels of onnxruntime, numpy, opencv-python-headless, PyYAML and threadpoolctl from PyPI,
 # pinned as in requirements.txt. The chroot has /proc but no /sys: onnxruntime crashes on the host's
 # x86 /sys cpuinfo.
 set -euo pipefail
@@ -57,7 +57,7 @@ make_rootfs() {
     "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --dest "$wheels" \
       --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
       --python-version 3.11 --implementation cp --abi cp311 --abi abi3 \
-      "$(pin onnxruntime)" "$(pin numpy)" "$(pin opencv-python-headless)" "$(pin PyYAML)"
+      "$(pin onnxruntime)" "$(pin numpy)" "$(pin opencv-python-headless)" "$(pin PyYAML)" "$(pin threadpoolctl)"
     for wheel in "$wheels"/*.whl; do unzip -q -o "$wheel" -d "$site"; done
   fi
 }

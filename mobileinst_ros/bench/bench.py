@@ -12,10 +12,15 @@ Prints a table; ``--json PATH`` writes ``latency_ms`` (per stage and per frame),
 """
 from __future__ import annotations
 
+import os
+
+# one core for numpy's BLAS too (mask matmuls, YOLACT assembly): set before numpy is first imported
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import argparse
 import json
 import multiprocessing
-import os
 import platform
 import resource
 import sys
