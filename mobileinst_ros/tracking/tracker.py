@@ -176,7 +176,7 @@ class KernelTracker:
         clock.lap("postprocess")
         active = self._associate(det)
         self._kf_features = features
-        self._kf_descriptor = _scene_descriptor(features.x3)
+        self._kf_descriptor = None  # computed when an adaptive check first needs it
         self._since_keyframe = 0
         instances = [TrackedInstance(t.track_id, t.class_id, float(s), mask_bbox(m), m)
                      for t, s, m in zip(active, det.scores, masks) if m.any()]
@@ -232,6 +232,8 @@ class KernelTracker:
     def _feature_trigger(self, features: Features) -> str:
         if not self.adaptive_keyframes:
             return ""
+        if self._kf_descriptor is None:
+            self._kf_descriptor = _scene_descriptor(self._kf_features.x3)
         if _relative_change(_scene_descriptor(features.x3), self._kf_descriptor) > self.feature_change:
             return "features"
         return ""
