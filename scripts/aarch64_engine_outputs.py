@@ -5,7 +5,7 @@ Run by ``scripts/check_aarch64.sh`` on x86 and, under qemu, on aarch64. Needs on
 onnxruntime, PyYAML and ``mobileinst_ros`` (runtime/ and masks.py) on the path: no torch, no scipy.
 
     aarch64_engine_outputs.py run --model DIR --out x86.npz [--resolution 320x320] [--precision fp32]
-    aarch64_engine_outputs.py compare x86.npz arm.npz [--rtol 1e-3] [--min-iou 0.98]
+    aarch64_engine_outputs.py compare x86.npz arm.npz [--rtol 1e-3] [--min-iou 0.98] [--allow-different-instances]
 """
 from __future__ import annotations
 
@@ -52,7 +52,11 @@ def run(model: str, out: str, resolution: tuple[int, int], precision: str, count
     print(f"wrote {out}: {len(arrays)} arrays on {platform.machine()}")
 
 
-def compare(a_path: str, b_path: str, rtol: float, min_iou: float) -> int:
+def _iou(m: np.ndarray, n: np.ndarray) -> float:
+    return float((m & n).sum() / max((m | n).sum(), 1))
+
+
+def compare(a_path: str, b_path: str, rtol: float, min_iou: float, allow_different: bool) -> int:
     a, b = np.load(a_path), np.load(b_path)
     if set(a.files) != set(b.files):
         print(f"different arrays: {sorted(set(a.files) ^ set(b.files))}")
@@ -69,12 +73,14 @@ def compare(a_path: str, b_path: str, rtol: float, min_iou: float) -> int:
         print(f"{'ok  ' if ok else 'FAIL'} {name:<24} max abs diff {err:.2e} (tolerance {tol:.2e})")
     for name in sorted(n for n in a.files if n.endswith("/masks")):
         frame = name.split("/")[0]
-        same_queries = np.array_equal(a[f"{frame}/query_indices"], b[f"{frame}/query_indices"])
-        ious = [float((m & n).sum() / max((m | n).sum(), 1)) for m, n in zip(a[name], b[name])]
-        ok = same_queries and all(v >= min_iou for v in ious)
+        qa, qb = list(a[f"{frame}/query_indices"]), list(b[f"{frame}/query_indices"])
+        common = [q for q in qa if q in qb]
+        ious = [_iou(a[name][qa.index(q)], b[name][qb.index(q)]) for q in common]
+        same = qa == qb
+        ok = (same or allow_different) and all(v >= min_iou for v in ious)
         failures += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {name:<24} same instances: {same_queries}, "
-              f"min mask IoU {min(ious, default=1.0):.4f} over {len(ious)}")
+        print(f"{'ok  ' if ok else 'FAIL'} {name:<24} instances {len(qa)} vs {len(qb)}, same: {same}, "
+              f"min mask IoU over the {len(common)} common: {min(ious, default=1.0):.4f}")
     print("aarch64 matches x86" if failures == 0 else f"{failures} mismatch(es)")
     return 1 if failures else 0
 
@@ -93,12 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("b")
     c.add_argument("--rtol", type=float, default=1e-3)
     c.add_argument("--min-iou", type=float, default=0.98)
+    c.add_argument("--allow-different-instances", action="store_true",
+                   help="INT8: rounding differs by a unit in the last place between CPUs, near-tied "
+                        "scores may then swap instances in or out")
     args = parser.parse_args(argv)
     if args.command == "run":
         w, h = (int(v) for v in args.resolution.split("x"))
         run(args.model, args.out, (w, h), args.precision, args.frames)
         return 0
-    return compare(args.a, args.b, args.rtol, args.min_iou)
+    return compare(args.a, args.b, args.rtol, args.min_iou, args.allow_different_instances)
 
 
 if __name__ == "__main__":
