@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mobileinst_ros.masks import mask_bbox
-from mobileinst_ros.runtime.engine import Engine, Features, NonFiniteOutputError, Prepared
+from mobileinst_ros.runtime.engine import Detections, Engine, Features, NonFiniteOutputError, Prepared
 from mobileinst_ros.tracking.association import associate
 
 __all__ = ["TrackedInstance", "TrackedFrame", "KernelTracker"]
@@ -183,9 +183,10 @@ class KernelTracker:
         clock.lap("tracking")
         return instances
 
-    def _associate(self, det) -> list[_Track]:
+    def _associate(self, det: Detections) -> list[_Track]:
         """Update the tracks with a keyframe's detections; returns the track of each detection."""
-        kernels = np.stack([t.kernel for t in self._tracks]) if self._tracks else np.zeros((0, det.kernels.shape[1]))
+        kernels = (np.stack([t.kernel for t in self._tracks]) if self._tracks
+                   else np.zeros((0, det.kernels.shape[1]), np.float32))
         result = associate(kernels, det.kernels, self.association_threshold)
         owner = {int(d): self._tracks[int(t)] for t, d in result.matches}
         active = []
