@@ -240,11 +240,12 @@ class Engine:
         """Full backbone + mask decoder."""
         return self.deep_features(prepared.resolution, self.shallow(prepared))
 
-    def reuse_features(self, prepared: Prepared, keyframe: Features) -> Features:
-        """Shallow backbone on this image, mask decoder with the keyframe's deep features x4, x5, x6."""
+    def reuse_features(self, prepared: Prepared, keyframe: Features, x3: np.ndarray | None = None) -> Features:
+        """Shallow backbone on this image (unless its ``x3`` is given), mask decoder with the keyframe's
+        deep features x4, x5, x6."""
         if keyframe.resolution != prepared.resolution:
             raise ValueError(f"keyframe features are at {keyframe.resolution}, image needs {prepared.resolution}")
-        x3 = self.shallow(prepared)
+        x3 = self.shallow(prepared) if x3 is None else x3
         mf = self._graphs[prepared.resolution]["mask_decoder"].run(
             x3=x3, x4=keyframe.x4, x5=keyframe.x5, x6=keyframe.x6)["mask_features"]
         return Features(prepared.resolution, x3, keyframe.x4, keyframe.x5, keyframe.x6, mf)

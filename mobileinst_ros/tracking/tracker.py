@@ -208,18 +208,21 @@ class KernelTracker:
         return active
 
     def _non_keyframe(self, prepared: Prepared, clock: _Clock) -> tuple[list[TrackedInstance], str]:
-        features = self.engine.reuse_features(prepared, self._kf_features)
-        clock.lap("backbone")
+        x3 = self.engine.shallow(prepared)
+        trigger = self._feature_trigger(x3)  # before the mask decoder: a keyframe would redo it
+        if trigger:
+            clock.lap("backbone")
+            return self._keyframe(prepared, clock, trigger, x3), trigger
         if not self._active:
-            trigger = self._feature_trigger(features)
-            if trigger:
-                return self._keyframe(prepared, clock, trigger, features.x3), trigger
+            clock.lap("backbone")
             self._since_keyframe += 1
             return [], ""
+        features = self.engine.reuse_features(prepared, self._kf_features, x3)
+        clock.lap("backbone")
         kernels = np.stack([t.kernel for t in self._active])
         logits, mness, cells = self.engine.reuse_masks(kernels, features, prepared.geometry)
         clock.lap("postprocess")
-        trigger = self._feature_trigger(features) or self._mask_trigger(mness, cells)
+        trigger = self._mask_trigger(mness, cells)
         if trigger:
             return self._keyframe(prepared, clock, trigger, features.x3), trigger
         masks = self.engine.to_image(logits, prepared.geometry)
@@ -230,12 +233,12 @@ class KernelTracker:
         clock.lap("tracking")
         return instances, ""
 
-    def _feature_trigger(self, features: Features) -> str:
+    def _feature_trigger(self, x3: np.ndarray) -> str:
         if not self.adaptive_keyframes:
             return ""
         if self._kf_descriptor is None:
             self._kf_descriptor = _scene_descriptor(self._kf_features.x3)
-        if _relative_change(_scene_descriptor(features.x3), self._kf_descriptor) > self.feature_change:
+        if _relative_change(_scene_descriptor(x3), self._kf_descriptor) > self.feature_change:
             return "features"
         return ""
 
