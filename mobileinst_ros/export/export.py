@@ -262,6 +262,11 @@ def _model_yaml(classes: list[str], shapes: dict[str, tuple], folders: dict[tupl
     }
 
 
+def _training_data(info: dict) -> str:
+    train = ((info.get("config") or {}).get("data") or {}).get("train")
+    return str(train.get("json", train)) if isinstance(train, dict) else "see the training config"
+
+
 def _model_card(name: str, spec: dict, info: dict, sizes: dict[str, int]) -> str:
     lines = [
         f"# Model card: {name}",
@@ -272,8 +277,7 @@ def _model_card(name: str, spec: dict, info: dict, sizes: dict[str, int]) -> str
         f"- classes ({len(spec['classes'])}): {', '.join(spec['classes'])}",
         f"- input: RGB, (x - 127) / 128, letterboxed to one of {', '.join(spec['resolutions'])}",
         f"- queries: {spec['num_queries']}, kernel dim: {spec['kernel_dim']}, masks at stride 8",
-        f"- checkpoint step: {info.get('step')}; training data: "
-        f"{((info.get('config') or {}).get('data') or {}).get('train', 'see the training config')}",
+        f"- checkpoint step: {info.get('step')}; training data: {_training_data(info)}",
         f"- exported {spec['export']['date']} with torch {spec['export']['torch']}, onnx opset {OPSET}",
         "",
         "## Files",
@@ -315,6 +319,7 @@ def export_model(model: nn.Module, classes: list[str], out: str | Path, resoluti
         (staging / "MODEL_CARD.md").write_text(_model_card(out.name, spec, info, sizes))
         if out.exists():
             shutil.rmtree(out)
+        staging.chmod(0o755)  # mkdtemp made it private; the robot's install must read it
         staging.rename(out)
         return report
     finally:
