@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Engine outputs on fixed synthetic frames (``run``) and their comparison across machines (``compare``).
 
-Run by ``scripts/check_aarch64.sh`` on x86 and, under qemu, on aarch64. Needs only numpy, OpenCV,
-onnxruntime, PyYAML and ``mobileinst_ros`` (runtime/ and masks.py) on the path: no torch, no scipy.
+Run by ``scripts/check_aarch64.sh`` on x86 and, under qemu, on aarch64. The x86 run renders frames of
+the synthetic videos and stores them with its outputs; the aarch64 run reads them from there, so it
+needs only numpy, OpenCV, onnxruntime, PyYAML, threadpoolctl and ``mobileinst_ros`` (runtime/, masks.py).
 
     aarch64_engine_outputs.py run --model DIR --out x86.npz [--resolution 320x320] [--precision fp32]
+    aarch64_engine_outputs.py run --model DIR --out arm.npz --frames-from x86.npz
     aarch64_engine_outputs.py compare x86.npz arm.npz [--rtol 1e-3] [--min-iou 0.98] [--allow-different-instances]
 """
 from __future__ import annotations
@@ -16,28 +18,25 @@ import sys
 import numpy as np
 
 
-def frames(resolution: tuple[int, int], count: int) -> list[np.ndarray]:
-    """Deterministic RGB frames: a smooth colour field with a few flat rectangles (numpy only)."""
-    import cv2
+def synthetic_frames(resolution: tuple[int, int], count: int) -> list[np.ndarray]:
+    """Frames of the project's synthetic videos (objects the default model was trained on)."""
+    from mobileinst_ros.data.synth import generate_video
 
-    w, h = resolution
-    rng = np.random.default_rng(1234)
-    out = []
-    for _ in range(count):
-        field = cv2.resize(rng.integers(0, 255, (h // 32 + 2, w // 32 + 2, 3), dtype=np.uint8), (w, h))
-        for _ in range(3):
-            x, y = int(rng.integers(0, w * 3 // 4)), int(rng.integers(0, h * 3 // 4))
-            field[y:y + h // 4, x:x + w // 4] = rng.integers(0, 255, 3)
-        out.append(field)
-    return out
+    return generate_video(seed=99, index=0, frames=count, width=resolution[0], height=resolution[1]).frames
 
 
-def run(model: str, out: str, resolution: tuple[int, int], precision: str, count: int) -> None:
+def run(model: str, out: str, resolution: tuple[int, int], precision: str, count: int,
+        frames_from: str | None) -> None:
     from mobileinst_ros.runtime.engine import Engine
 
-    engine = Engine(model, threads=1, resolution=resolution, precision=precision, score_threshold=0.05)
-    arrays = {}
-    for i, image in enumerate(frames(resolution, count)):
+    engine = Engine(model, threads=1, resolution=resolution, precision=precision)
+    if frames_from:  # the aarch64 side has no data generator: it takes the x86 run's frames
+        given = np.load(frames_from)
+        images = [given[f"input/{i}"] for i in range(count)]
+    else:
+        images = synthetic_frames(resolution, count)
+    arrays = {f"input/{i}": image for i, image in enumerate(images)}
+    for i, image in enumerate(images):
         prepared = engine.prepare(image)
         features = engine.keyframe_features(prepared)
         decoded = engine.decode(features)
@@ -53,7 +52,8 @@ def run(model: str, out: str, resolution: tuple[int, int], precision: str, count
 
 
 def _iou(m: np.ndarray, n: np.ndarray) -> float:
-    return float((m & n).sum() / max((m | n).sum(), 1))
+    union = (m | n).sum()
+    return float((m & n).sum() / union) if union else 1.0  # two empty masks agree
 
 
 def compare(a_path: str, b_path: str, rtol: float, min_iou: float, allow_different: bool) -> int:
@@ -64,7 +64,7 @@ def compare(a_path: str, b_path: str, rtol: float, min_iou: float, allow_differe
     failures = 0
     for name in sorted(a.files):
         x, y = a[name], b[name]
-        if name.endswith("/masks") or name.endswith("/query_indices"):
+        if name.endswith("/masks") or name.endswith("/query_indices") or name.startswith("input/"):
             continue
         err = float(np.abs(x - y).max()) if x.size else 0.0
         tol = rtol * max(1.0, float(np.abs(x).max()) if x.size else 1.0)
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--resolution", default="320x320")
     r.add_argument("--precision", default="fp32")
     r.add_argument("--frames", type=int, default=2)
+    r.add_argument("--frames-from", help="an earlier run's .npz whose input frames to use")
     c = sub.add_parser("compare")
     c.add_argument("a")
     c.add_argument("b")
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         w, h = (int(v) for v in args.resolution.split("x"))
-        run(args.model, args.out, (w, h), args.precision, args.frames)
+        run(args.model, args.out, (w, h), args.precision, args.frames, args.frames_from)
         return 0
     return compare(args.a, args.b, args.rtol, args.min_iou, args.allow_different_instances)
 
