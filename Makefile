@@ -9,7 +9,7 @@ PY_SOURCES := $(shell find mobileinst_ros -name '*.py' -not -path '*/__pycache__
 ROS_SOURCES := CMakeLists.txt package.xml scripts/mobileinst_node scripts/build_messages.py \
 	$(wildcard msg/*.msg launch/* config/*.yaml config/*.xml models/*/*)
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test int8 bench clean
 
 venv: $(VENV)/.ros_installed
 
@@ -37,8 +37,22 @@ demo: venv
 test: venv
 	$(PYTHON) -m pytest
 
-bench: venv
-	$(VENV)/bin/mobileinst-bench --model models/default --json runs/bench.json
+# INT8 graphs are generated, not shipped (the 20 MB budget holds the FP32 model): a copy of the default
+# model plus the graphs mobileinst-quantize calibrates on frames of the first training videos.
+INT8_MODEL := runs/models/default-int8
+CALIBRATION := data_cache/synth_calibration
+
+$(CALIBRATION)/annotations.json: | venv
+	$(VENV)/bin/mobileinst-synth --out $(CALIBRATION) --videos 16 --frames 12 --width 384 --height 288 --seed 0 --overwrite --quiet
+
+$(INT8_MODEL)/model.yaml: $(wildcard models/default/*) $(CALIBRATION)/annotations.json | venv
+	rm -rf $(INT8_MODEL) && mkdir -p $(dir $(INT8_MODEL)) && cp -r models/default $(INT8_MODEL)
+	$(VENV)/bin/mobileinst-quantize --model $(INT8_MODEL) --calibration $(CALIBRATION)
+
+int8: venv $(INT8_MODEL)/model.yaml
+
+bench: int8
+	$(VENV)/bin/mobileinst-bench --model $(INT8_MODEL) --json runs/bench.json
 
 clean:
-	rm -rf build $(VENV) runs/demo
+	rm -rf build $(VENV) runs/demo $(INT8_MODEL) $(CALIBRATION)
