@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mobileinst_ros.data import bags, synth
-from mobileinst_ros.evaluation.dataset import load_dataset, read_frame, rle_to_mask
+from mobileinst_ros.data.ytvis import decode_rle, load_ytvis
 
 TOPICS = {bags.IMAGE_TOPIC: bags.IMAGE_TYPE, bags.GT_TOPIC: bags.INSTANCES_TYPE}
 
@@ -83,7 +83,7 @@ def test_dataset_bag_matches_the_dataset_and_is_deterministic(tmp_path: Path) ->
         (tmp_path / name).mkdir()
         assert bags.write_dataset_bag(tmp_path / "ds", tmp_path / name / "bag", fps=15, storage="mcap") == 6
     assert (tmp_path / "a/bag/bag.mcap").read_bytes() == (tmp_path / "b/bag/bag.mcap").read_bytes()
-    dataset = load_dataset(tmp_path / "ds")
+    dataset = load_ytvis(tmp_path / "ds")
     topics = {**TOPICS, bags.CLASSES_TOPIC: bags.MODEL_INFO_TYPE}
     messages = list(bags.read_messages(tmp_path / "a/bag", topics))
     assert list(messages[0][2].class_names) == list(synth.CATEGORIES)
@@ -91,11 +91,11 @@ def test_dataset_bag_matches_the_dataset_and_is_deterministic(tmp_path: Path) ->
     arrays = [m for _, topic, m in messages if topic == bags.GT_TOPIC]
     stamps = [bags.stamp_ns(m.header) for m in images]
     assert np.allclose(np.diff(stamps), 1e9 / 15, atol=1)
-    frames = [(video, t) for video in dataset.videos for t in range(video.length)]
-    for (video, t), image, array in zip(frames, images, arrays, strict=True):
-        assert np.array_equal(image.data.reshape(40, 48, 3), read_frame(dataset, video, t))
-        want = {track.id: rle_to_mask(track.segmentations[t], 40, 48)
-                for track in video.tracks if track.segmentations[t] is not None}
+    frames = [(v, t) for v, video in enumerate(dataset.videos) for t in range(video.length)]
+    for (v, t), image, array in zip(frames, images, arrays, strict=True):
+        assert np.array_equal(image.data.reshape(40, 48, 3), dataset.frame(v, t))
+        want = {inst.id: decode_rle(inst.rles[t]).astype(bool)
+                for inst in dataset.videos[v].instances if inst.rles[t] is not None}
         got = {inst.track_id: inst.mask() for inst in bags.instances_from_message(array)}
         assert want.keys() == got.keys()
         assert all(np.array_equal(want[k], got[k]) for k in want)

@@ -1,4 +1,5 @@
-"""The robot side (runtime/, tracking/) runs a model without importing torch, not even indirectly."""
+"""The robot side (runtime/, tracking/, and the dataset reader, bag writer and evaluation that use them) runs a
+model without importing torch, not even indirectly."""
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ SCRIPT = textwrap.dedent("""
     from mobileinst_ros.tracking.tracker import KernelTracker
     import mobileinst_ros.runtime.preprocess, mobileinst_ros.runtime.postprocess, mobileinst_ros.runtime.model_dir
     import mobileinst_ros.tracking.association
+    import mobileinst_ros.data.ytvis, mobileinst_ros.data.bags, mobileinst_ros.evaluation.cli
     tracker = KernelTracker(Engine(sys.argv[1]), keyframe_interval=2)
     image = np.full((64, 64, 3), 127, np.uint8)
     image[8:40, 8:40] = (255, 0, 0)

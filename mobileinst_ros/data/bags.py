@@ -318,24 +318,23 @@ def write_dataset_bag(dataset_root: str | Path, bag_path: str | Path, fps: float
     """Write a YouTube-VIS dataset's frames and ground truth to a new bag; return the frame count."""
     from tqdm import tqdm
 
-    from mobileinst_ros.evaluation.dataset import load_dataset, read_frame
+    from mobileinst_ros.data.ytvis import load_ytvis
 
     if fps <= 0:
         raise BagError(f"fps must be positive, got {fps}")
-    dataset = load_dataset(dataset_root)
-    class_names = dataset.class_names
+    dataset = load_ytvis(dataset_root, require_annotations=False, preload=False)
+    class_names = dataset.classes
     period = round(1e9 / fps)
     frame = 0
     with BagWriter(bag_path, storage) as bag:
         bag.write(CLASSES_TOPIC, model_info_message(start_ns, class_names, "ground_truth"), start_ns, latched=True)
-        total = sum(v.length for v in dataset.videos)
-        with tqdm(total=total, desc="bag frames", unit="frame", disable=not progress) as bar:
-            for video in dataset.videos:
+        with tqdm(total=dataset.num_frames, desc="bag frames", unit="frame", disable=not progress) as bar:
+            for v, video in enumerate(dataset.videos):
                 for t in range(video.length):
                     stamp = start_ns + frame * period
                     bag.write(SEQUENCE_TOPIC, header_message(stamp, video.name), stamp)
-                    bag.write(IMAGE_TOPIC, image_message(read_frame(dataset, video, t), stamp), stamp)
-                    instances = dataset.frame_instances(video, t)
+                    bag.write(IMAGE_TOPIC, image_message(dataset.frame(v, t), stamp), stamp)
+                    instances = dataset.frame_instances(v, t)
                     bag.write(GT_TOPIC, instance_array_message(stamp, video.height, video.width, instances,
                                                                class_names), stamp)
                     frame += 1

@@ -1,8 +1,11 @@
-"""YouTube-VIS-format datasets (2019/2021 layout, unchanged) loaded and checked into RAM.
+"""YouTube-VIS-format datasets (2019/2021 layout, unchanged) loaded and checked: the one reader for
+training, evaluation, bag writing and benchmarks. Torch-free, so the robot side can use it.
 
 ``load_ytvis(json_path, image_root)`` returns a ``VideoDataset``: videos with their frames' JPEG bytes
-(read once, decoded on demand) and instances with per-frame COCO RLE masks. COCO-format image
-datasets load into the same structure (``coco.py``: one-frame videos).
+(read once, decoded on demand; or, with ``preload=False`` for big datasets, only their paths) and
+instances with per-frame COCO RLE masks (compressed or uncompressed counts). ``json_path`` may be a
+dataset directory (docs/design.md layout: ``<dir>/annotations.json``, ``<dir>/JPEGImages/``).
+COCO-format image datasets load into the same structure (``coco.py``: one-frame videos).
 
 Bad input raises ``DatasetError`` naming the file and the entry: invalid JSON, missing keys, wrong
 types, unknown category or video ids, segmentations of the wrong size or count, missing images, and
@@ -20,7 +23,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-__all__ = ["DatasetError", "Instance", "Video", "VideoDataset", "load_ytvis", "read_json", "decode_rle"]
+__all__ = ["DatasetError", "GroundTruthInstance", "Instance", "Video", "VideoDataset", "load_ytvis", "read_json",
+           "decode_rle"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,17 @@ class Instance:
     id: int
     label: int  # contiguous class index into VideoDataset.classes
     rles: list[dict | None]
+
+
+@dataclass(frozen=True)
+class GroundTruthInstance:
+    """An annotated object in one frame, shaped like a tracker's output (score 1), so that message
+    writers and evaluation take ground truth as they take predictions."""
+
+    track_id: int
+    class_id: int  # contiguous class index into VideoDataset.classes
+    score: float
+    mask: np.ndarray  # bool [H,W]
 
 
 @dataclass
@@ -94,6 +109,11 @@ class VideoDataset:
                 masks.append(mask)
         stacked = np.stack(masks) if masks else np.zeros((0, video.height, video.width), np.uint8)
         return np.asarray(ids, np.int64), np.asarray(labels, np.int64), stacked
+
+    def frame_instances(self, video_index: int, frame_index: int) -> list[GroundTruthInstance]:
+        """``targets`` of one frame as one object per instance (for messages and evaluation records)."""
+        ids, labels, masks = self.targets(video_index, frame_index)
+        return [GroundTruthInstance(int(i), int(c), 1.0, m.astype(bool)) for i, c, m in zip(ids, labels, masks)]
 
     @property
     def num_frames(self) -> int:
@@ -184,13 +204,17 @@ def check_images(videos: list[Video], path: Path, preload: bool, entry: str = "v
 
 def load_ytvis(json_path: str | Path, image_root: str | Path | None = None, require_annotations: bool = True,
                preload: bool = True) -> VideoDataset:
-    """Load a YouTube-VIS 2019/2021 JSON; ``image_root`` defaults to ``<json dir>/JPEGImages``.
+    """Load a YouTube-VIS 2019/2021 JSON (a directory: its ``annotations.json``); ``image_root`` defaults
+    to ``<json dir>/JPEGImages``.
 
-    With ``require_annotations`` (training, evaluation) the file must hold at least one non-empty
-    annotation; without it (e.g. the official valid.json, which has none) videos load without
-    instances.
+    With ``require_annotations`` (training, scoring) the file must hold at least one non-empty
+    annotation; without it (e.g. the official valid.json, which has none, or frames to run a model
+    on) videos load without instances. ``preload`` reads every frame file into RAM (training reads
+    each many times); without it frames are read from disk when asked for.
     """
     path = Path(json_path)
+    if path.is_dir():
+        path = path / "annotations.json"
     root = Path(image_root) if image_root is not None else path.parent / "JPEGImages"
     data = read_json(path)
     if not isinstance(data, dict):

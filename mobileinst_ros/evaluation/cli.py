@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from mobileinst_ros.data.bags import GT_TOPIC, IMAGE_TOPIC, BagError
-from mobileinst_ros.evaluation.dataset import DatasetError
+from mobileinst_ros.data.ytvis import DatasetError
 from mobileinst_ros.evaluation.sources import InputError
 
 __all__ = ["main"]

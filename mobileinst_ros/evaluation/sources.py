@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mobileinst_ros.data import bags
-from mobileinst_ros.evaluation.dataset import load_dataset, read_frame
+from mobileinst_ros.data.ytvis import VideoDataset, load_ytvis
 from mobileinst_ros.evaluation.records import Detection, compress_counts, compress_mask
 
 __all__ = ["COMPRESSED_IMAGE_TYPE", "InputError", "Source", "SourceFrame", "message_detections", "open_source"]
@@ -78,21 +78,26 @@ class Source:
             yield SourceFrame(stamp, rgb, gt)
 
     def _dataset_sequences(self) -> Iterator[tuple[str, Iterator[SourceFrame]]]:
-        dataset = load_dataset(self.path)
-        index = _class_map(dataset.class_names, self.class_names, str(self.path / "annotations.json"),
-                           _used_classes(dataset))
+        dataset = _load_dataset(self.path)
+        index = _class_map(dataset.classes, self.class_names, str(dataset.source), _used_classes(dataset))
         period = round(1e9 / self.fps)
         start = bags.DEFAULT_START_NS
-        for video in dataset.videos:
-            yield video.name, self._video_frames(dataset, video, index, start, period)
+        for v, video in enumerate(dataset.videos):
+            yield video.name, self._video_frames(dataset, v, index, start, period)
             start += video.length * period
 
-    def _video_frames(self, dataset: Any, video: Any, index: dict[int, int], start: int,
+    def _video_frames(self, dataset: VideoDataset, video_index: int, index: dict[int, int], start: int,
                       period: int) -> Iterator[SourceFrame]:
-        for t in range(video.length):
+        for t in range(dataset.videos[video_index].length):
             gt = [Detection(inst.track_id, index[inst.class_id], 1.0, compress_mask(inst.mask))
-                  for inst in dataset.frame_instances(video, t)]
-            yield SourceFrame(start + t * period, read_frame(dataset, video, t), gt)
+                  for inst in dataset.frame_instances(video_index, t)]
+            yield SourceFrame(start + t * period, dataset.frame(video_index, t), gt)
+
+
+def _load_dataset(path: Path) -> VideoDataset:
+    """A dataset directory as evaluation reads it: frames from disk when needed (datasets can be larger
+    than RAM), and no annotations required (frames to run a model on, ground truth empty)."""
+    return load_ytvis(path, require_annotations=False, preload=False)
 
 
 def _bag_sequence_names(path: Path) -> dict[int, str]:
@@ -103,8 +108,9 @@ def _bag_sequence_names(path: Path) -> dict[int, str]:
             for _, _, msg in bags.read_messages(path, {bags.SEQUENCE_TOPIC: bags.HEADER_TYPE})}
 
 
-def _used_classes(dataset: Any) -> set[int]:
-    return {track.class_id for video in dataset.videos for track in video.tracks}
+def _used_classes(dataset: VideoDataset) -> set[int]:
+    """Class indices of the dataset that some annotated instance has."""
+    return {inst.label for video in dataset.videos for inst in video.instances}
 
 
 def _class_map(gt_names: list[str], model_names: list[str], where: str, used: set[int]) -> dict[int, int]:
@@ -185,13 +191,9 @@ def open_source(path: str | Path, class_names: list[str], image_topic: str = bag
     """
     path = Path(path)
     if (path / "annotations.json").is_file():
-        dataset = load_dataset(path)
-        index_check = _used_classes(dataset)
-        _class_map(dataset.class_names, class_names, str(path / "annotations.json"), index_check)
-        frames = sum(v.length for v in dataset.videos)
-        if frames == 0:
-            raise InputError(f"{path}: the dataset has no videos")
-        return Source(path, "dataset", class_names, frames, True, fps=fps)
+        dataset = _load_dataset(path)
+        _class_map(dataset.classes, class_names, str(dataset.source), _used_classes(dataset))
+        return Source(path, "dataset", class_names, dataset.num_frames, True, fps=fps)
     if path.is_dir() and not (path / "metadata.yaml").is_file():
         raise InputError(f"{path}: neither a rosbag2 bag (no metadata.yaml) nor a YouTube-VIS dataset "
                          f"(no annotations.json)")

@@ -24,7 +24,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from mobileinst_ros.data.synth import write_dataset
-from mobileinst_ros.evaluation.dataset import load_dataset, read_frame
+from mobileinst_ros.data.ytvis import load_ytvis
 from mobileinst_ros.node.conversions import instance_array_msg
 from mobileinst_ros.node.image_conversion import image_to_rgb
 from mobileinst_ros.node.mobileinst_node import default_model_dir
@@ -38,12 +38,8 @@ __all__ = ["measure", "main"]
 def _frames(size: tuple[int, int], count: int, directory: Path) -> list[tuple[np.ndarray, list]]:
     """(RGB image, ground-truth instances) of a synthetic video."""
     write_dataset(directory, videos=1, frames=count, width=size[0], height=size[1], seed=7, progress=False)
-    dataset = load_dataset(directory)
-    video = dataset.videos[0]
-    out = []
-    for t in range(video.length):
-        out.append((read_frame(dataset, video, t), dataset.frame_instances(video, t)))
-    return out
+    dataset = load_ytvis(directory)
+    return [(dataset.frame(0, t), dataset.frame_instances(0, t)) for t in range(dataset.videos[0].length)]
 
 
 def _bgr8(rgb: np.ndarray) -> Image:
