@@ -1,4 +1,6 @@
 """The onnxruntime engine against torch: pre-processing, keyframe and non-keyframe graphs, post-processing."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -74,7 +76,15 @@ def test_letterbox_keeps_the_aspect_and_pads_with_zero(engine):
 def test_resolution_closest_to_the_aspect_ratio(engine):
     assert engine.pick_resolution((640, 360)) == (160, 96)
     assert engine.pick_resolution((480, 500)) == (128, 128)
-    assert Engine(engine.spec.root, resolution="128x128").resolutions == [(128, 128)]
+
+
+def test_equal_aspects_go_to_the_resolution_closest_in_size():
+    # pick_resolution reads only the loaded resolutions: no graphs needed for the rule itself
+    loaded = SimpleNamespace(resolutions=[(640, 480), (384, 288), (320, 320)])
+    assert Engine.pick_resolution(loaded, (384, 288)) == (384, 288)
+    assert Engine.pick_resolution(loaded, (100, 75)) == (384, 288)
+    assert Engine.pick_resolution(loaded, (1920, 1440)) == (640, 480)
+    assert Engine.pick_resolution(loaded, (500, 480)) == (320, 320)
 
 
 # --- graphs -----------------------------------------------------------------------------------------

@@ -207,9 +207,12 @@ class Engine:
 
     def pick_resolution(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """The loaded resolution whose aspect ratio is closest to ``image_size`` (w, h) (log ratio);
-        ties go to the larger one."""
+        among equal aspects, the one closest in area: upsampling a small image costs time and puts
+        objects at a scale the model did not see in training."""
         aspect = np.log(image_size[0] / image_size[1])
-        return min(self.resolutions, key=lambda r: (abs(np.log(r[0] / r[1]) - aspect), -r[0] * r[1]))
+        area = np.log(image_size[0] * image_size[1])
+        return min(self.resolutions, key=lambda r: (round(abs(np.log(r[0] / r[1]) - aspect), 6),
+                                                    abs(np.log(r[0] * r[1]) - area)))
 
     def prepare(self, image: np.ndarray, resolution: tuple[int, int] | None = None) -> Prepared:
         """Check an RGB uint8 (H, W, 3) or grayscale image and normalise it at ``resolution`` (one of

@@ -3,8 +3,11 @@
 Layout (written by ``mobileinst-export``, INT8 graphs added by ``mobileinst-quantize``)::
 
     models/<name>/model.yaml
-    models/<name>/<W>x<H>/{shallow,deep,mask_decoder,instance_decoder}.onnx      FP32
-    models/<name>/<W>x<H>/int8/{...}.onnx                                        INT8 (optional)
+    models/<name>/{shallow,deep,mask_decoder,instance_decoder}.onnx   FP32 (shared layout)
+    models/<name>/int8/{...}.onnx                                      INT8 (optional)
+
+The shared layout (free spatial axes) serves every listed resolution from one graph set; the
+per-resolution layout puts fixed-shape sets under ``<W>x<H>/``. Each resolution names its own files.
 
 ``model.yaml``::
 
@@ -16,7 +19,7 @@ Layout (written by ``mobileinst-export``, INT8 graphs added by ``mobileinst-quan
     num_queries: 100
     defaults: {score_threshold: .., mask_threshold: .., max_instances: .., resize: letterbox}
     resolutions:
-      640x480: {fp32: {shallow: 640x480/shallow.onnx, ...}, int8: {...}}
+      640x480: {fp32: {shallow: shallow.onnx, ...}, int8: {shallow: int8/shallow.onnx, ...}}
 
 Every graph has batch 1 and the fixed tensor names of ``GRAPH_IO``; a keyframe runs all four graphs,
 a non-keyframe runs ``shallow`` and ``mask_decoder`` with the keyframe's cached x4, x5, x6.
