@@ -5,8 +5,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 PIP_VERSION := 26.3
 
-PY_SOURCES := $(shell find mobileinst_ros -name '*.py' -not -path '*/__pycache__/*')
-ROS_SOURCES := CMakeLists.txt package.xml scripts/mobileinst_node scripts/build_messages.py \
+ROS_SOURCES := CMakeLists.txt package.xml scripts/mobileinst_node scripts/build_messages.py mobileinst_ros/__init__.py \
 	$(wildcard msg/*.msg launch/* config/*.yaml config/*.xml models/*/*)
 
 .PHONY: venv demo test int8 bench clean
@@ -25,9 +24,9 @@ $(VENV)/.editable: setup.py $(VENV)/.requirements
 	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	@touch $@
 
-# Messages built with CMake from the ROS 2 wheels and the package installed into the venv prefix,
-# the same layout colcon gives on a robot.
-$(VENV)/.ros_installed: $(VENV)/.editable $(ROS_SOURCES) $(PY_SOURCES)
+# Messages built with CMake from the ROS 2 wheels into the venv prefix, the layout colcon gives on a
+# robot; the Python modules stay in this checkout (scripts/build_messages.py), so edits need no rebuild.
+$(VENV)/.ros_installed: $(VENV)/.editable $(ROS_SOURCES)
 	$(PYTHON) scripts/build_messages.py > $(VENV)/build_messages.log 2>&1 || { tail -30 $(VENV)/build_messages.log; exit 1; }
 	@touch $@
 

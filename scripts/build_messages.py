@@ -4,11 +4,16 @@
 Run with the venv's python (`make venv` does). The wheels' exported CMake files hard-code the
 interpreter they were built with (/opt/python/cpXY-cpXY/...); they are rewritten to this venv's
 include directories first, else the generated Python extension fails to configure.
+
+Only the messages and ``__init__.py`` are installed (``-DMOBILEINST_INSTALL_MODULES=OFF``): the venv
+imports the package's modules from this checkout through ``__init__``'s extended package path.
+Copies left by an earlier install would shadow the source, so they are removed.
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -36,6 +41,20 @@ def rewrite_wheel_cmake_paths(prefix: Path) -> int:
     return rewritten
 
 
+def remove_installed_modules(prefix: Path) -> list[str]:
+    """Delete installed copies of the checkout's own modules (not msg/ or the typesupport libraries)."""
+    installed = Path(sysconfig.get_paths(vars={"base": str(prefix), "platbase": str(prefix)})["purelib"]) / "mobileinst_ros"
+    source = REPO / "mobileinst_ros"
+    removed = []
+    for entry in sorted(source.iterdir()):
+        copy = installed / entry.name
+        if entry.name in ("__init__.py", "msg", "__pycache__") or not copy.exists():
+            continue
+        shutil.rmtree(copy) if copy.is_dir() else copy.unlink()
+        removed.append(entry.name)
+    return removed
+
+
 def run(cmd: list[str], env: dict[str, str]) -> None:
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, env=env)
@@ -51,9 +70,12 @@ def main() -> int:
     cmake = str(prefix / "bin" / "cmake")
     run([cmake, "-S", str(REPO), "-B", str(BUILD_DIR), "-DCMAKE_BUILD_TYPE=Release",
          f"-DCMAKE_INSTALL_PREFIX={prefix}", f"-DPython3_EXECUTABLE={sys.executable}",
-         "-DBUILD_TESTING=OFF", "-Wno-dev"], env)
+         "-DBUILD_TESTING=OFF", "-DMOBILEINST_INSTALL_MODULES=OFF", "-Wno-dev"], env)
     run([cmake, "--build", str(BUILD_DIR), "-j", str(os.cpu_count() or 1)], env)
     run([cmake, "--install", str(BUILD_DIR)], env)
+    removed = remove_installed_modules(prefix)
+    if removed:
+        print(f"removed installed copies of {', '.join(removed)} (the venv imports the checkout's)")
     return 0
 
 
