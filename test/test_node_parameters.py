@@ -54,6 +54,7 @@ def test_run_time_changes_are_checked_and_applied(model: Path, tmp_path: Path) -
             ("association_threshold", 2.0): "out of range",
             ("max_track_age", -1): "out of range",
             ("score_threshold", "high"): "Wrong parameter type",
+            ("adaptive_keyframes", "yes"): "Wrong parameter type",
             ("labels", ("red", "purple")): "not classes of the model",
             ("model_path", "/elsewhere"): "read at configure",
             ("threads", 2): "read at configure",
@@ -70,6 +71,9 @@ def test_run_time_changes_are_checked_and_applied(model: Path, tmp_path: Path) -
                           "ModelInfo with keyframe_interval 1")
         answers = [client.publish_until_answered(client.images, _image(k)) for k in range(1, 4)]
         assert all(a.is_keyframe for a in answers)
+        assert client.get_parameter("adaptive_keyframes") is False
+        assert client.set_parameter("adaptive_keyframes", True).successful
+        assert client.get_parameter("adaptive_keyframes") is True
 
         # Labels and score threshold at run time.
         assert client.set_parameter("labels", ["red", "blue"]).successful

@@ -64,6 +64,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("keyframe_interval", _T.INTEGER, None,
          "T: the full model runs every T-th image, the others reuse its kernels; unset: the tracker's default.",
          live=True, bounds=(1, 100)),
+    Spec("adaptive_keyframes", _T.BOOL, False,
+         "Run the full model early when the scene changes (reused masks shrink or lose confidence, "
+         "features drift) instead of waiting for the T-th image.", live=True),
     Spec("association_threshold", _T.DOUBLE, None,
          "Minimum kernel similarity to continue a track; unset: the tracker's default.", live=True,
          bounds=(0.0, 1.0)),
