@@ -2,17 +2,13 @@
 YouTube-VIS AP on one-frame videos equals pycocotools' image AP computed independently."""
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from mobileinst_ros.data import synth
 from mobileinst_ros.evaluation import metrics
+from mobileinst_ros.evaluation.vis_ap import coco_segm_eval
 from mobileinst_ros.evaluation.records import Detection, FrameRecord, RunRecord, SequenceRecord, compress_mask
 
 H, W = 40, 48
@@ -105,17 +101,7 @@ def _coco_image_ap(run: RunRecord) -> float:
                         "area": float(mask_utils.area(d.rle)), "bbox": list(mask_utils.toBbox(d.rle)),
                         "score": d.score, "iscrowd": 0})
     categories = [{"id": i + 1, "name": n} for i, n in enumerate(run.class_names)]
-    coco_gt, coco_dt = COCO(), COCO()
-    coco_gt.dataset = {"images": images, "annotations": gts, "categories": categories}
-    coco_dt.dataset = {"images": images, "annotations": dts, "categories": categories}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt.createIndex()
-        coco_dt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="segm")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return float(evaluator.stats[0])
+    return float(coco_segm_eval(images, gts, dts, categories).stats[0])
 
 
 def test_vis_ap_on_single_frames_matches_pycocotools_image_ap() -> None:

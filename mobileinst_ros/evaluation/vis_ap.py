@@ -20,7 +20,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-__all__ = ["rle_counts", "track_rle", "youtube_vis_ap"]
+__all__ = ["coco_segm_eval", "rle_counts", "track_rle", "youtube_vis_ap"]
 
 
 def _counts_from_string(s: str) -> list[int]:
@@ -107,6 +107,22 @@ def _coco_annotation(ann_id: int, video_id: int, category_id: int, segs: list, v
             "area": area, "bbox": mask_utils.toBbox(compressed).tolist()}
 
 
+def coco_segm_eval(images: list[dict], gts: list[dict], dts: list[dict], categories: list[dict]) -> COCOeval:
+    """pycocotools' segmentation evaluation, evaluated, accumulated and summarised (quietly), on
+    in-memory COCO lists; ``evaluator.stats`` holds AP, AP50, AP75, APs/m/l, AR1/10/100."""
+    coco_gt, coco_dt = COCO(), COCO()
+    coco_gt.dataset = {"images": images, "annotations": gts, "categories": categories}
+    coco_dt.dataset = {"images": images, "annotations": dts, "categories": categories}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt.createIndex()
+        coco_dt.createIndex()
+        evaluator = COCOeval(coco_gt, coco_dt, iouType="segm")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
+
+
 def youtube_vis_ap(gt: dict, predictions: list[dict[str, Any]]) -> dict[str, Any]:
     """YouTube-VIS ground truth (dict as in annotations.json) and result entries
     ``{video_id, category_id, score, segmentations[per frame RLE or None]}`` ->
@@ -143,16 +159,7 @@ def youtube_vis_ap(gt: dict, predictions: list[dict[str, Any]]) -> dict[str, Any
         entry.update(score=float(pred["score"]), iscrowd=0)
         dts.append(entry)
 
-    coco_gt, coco_dt = COCO(), COCO()
-    coco_gt.dataset = {"images": images, "annotations": gts, "categories": categories}
-    coco_dt.dataset = {"images": images, "annotations": dts, "categories": categories}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt.createIndex()
-        coco_dt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="segm")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
+    evaluator = coco_segm_eval(images, gts, dts, categories)
     stats = [max(float(s), 0.0) for s in evaluator.stats]
     names = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100"]
     result: dict[str, Any] = {n: stats[k] for k, n in enumerate(names[:6])}
@@ -161,6 +168,6 @@ def youtube_vis_ap(gt: dict, predictions: list[dict[str, Any]]) -> dict[str, Any
     per_class = {}
     for k, cid in enumerate(evaluator.params.catIds):
         p = precision[:, :, k, 0, -1]
-        per_class[coco_gt.cats[cid]["name"]] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
+        per_class[evaluator.cocoGt.cats[cid]["name"]] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
     result["per_class"] = per_class
     return result

@@ -132,6 +132,32 @@ class GlobalTokenTransformer(nn.Module):
         return self.blocks(self.proj(tokens))
 
 
+class SplitBackbone(nn.Module):
+    """X3..X6 in two calls, so that a non-keyframe can stop after X3 (``forward_shallow``) and reuse
+    a keyframe's X4..X6. Subclasses set ``stem``, ``stage3..5`` and ``global_tokens``; their
+    ``channels`` are (C3, C4, C5) and X6 has ``global_dim`` channels."""
+
+    stem: nn.Module
+    stage3: nn.Module
+    stage4: nn.Module
+    stage5: nn.Module
+    global_tokens: nn.Module
+
+    def forward_shallow(self, images: torch.Tensor) -> torch.Tensor:
+        """images[B,3,H,W] (normalised) -> x3[B,C3,H/8,W/8]."""
+        return self.stage3(self.stem(images))
+
+    def forward_deep(self, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x3 -> (x4[B,C4,H/16,W/16], x5[B,C5,H/32,W/32], x6[B,global_dim,H/64,W/64])."""
+        x4 = self.stage4(x3)
+        x5 = self.stage5(x4)
+        return x4, x5, self.global_tokens(x3, x4, x5)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x3 = self.forward_shallow(images)
+        return (x3, *self.forward_deep(x3))
+
+
 def _efficientnet_lite0(pretrained: bool) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -145,7 +171,7 @@ def _efficientnet_lite0(pretrained: bool) -> nn.Module:
     return net
 
 
-class EfficientNetLiteBackbone(nn.Module):
+class EfficientNetLiteBackbone(SplitBackbone):
     """EfficientNet-Lite0 (ImageNet weights) + X6 global-token transformer.
 
     Channels: X3 40, X4 112, X5 320, X6 ``global_dim``. Input: RGB normalised as (x-127)/128.
@@ -172,20 +198,6 @@ class EfficientNetLiteBackbone(nn.Module):
                                                     global_key_dim, global_mlp_ratio)
         self.out_channels = (*self.channels, global_dim)
 
-    def forward_shallow(self, images: torch.Tensor) -> torch.Tensor:
-        """images[B,3,H,W] (normalised) -> x3[B,40,H/8,W/8]."""
-        return self.stage3(self.stem(images))
-
-    def forward_deep(self, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x3 -> (x4[B,112,H/16,W/16], x5[B,320,H/32,W/32], x6[B,global_dim,H/64,W/64])."""
-        x4 = self.stage4(x3)
-        x5 = self.stage5(x4)
-        return x4, x5, self.global_tokens(x3, x4, x5)
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x3 = self.forward_shallow(images)
-        return (x3, *self.forward_deep(x3))
-
 
 class InvertedResidual(nn.Module):
     """MobileNetV2 block: 1x1 expand, kxk depthwise (stride), 1x1 linear project, residual if possible."""
@@ -202,7 +214,7 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.residual else self.conv(x)
 
 
-class TopFormerBackbone(nn.Module):
+class TopFormerBackbone(SplitBackbone):
     """TopFormer-Base token pyramid (random init) + X6 global-token transformer.
 
     Stage configs (kernel, expansion, channels, stride) are TopFormer-Base's; X3/X4/X5 are the
@@ -234,20 +246,6 @@ class TopFormerBackbone(nn.Module):
             layers.append(InvertedResidual(in_ch, out_ch, kernel, expand, stride))
             in_ch = out_ch
         return nn.Sequential(*layers), in_ch
-
-    def forward_shallow(self, images: torch.Tensor) -> torch.Tensor:
-        """images[B,3,H,W] -> x3[B,64,H/8,W/8]."""
-        return self.stage3(self.stem(images))
-
-    def forward_deep(self, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x3 -> (x4[B,128,H/16,W/16], x5[B,160,H/32,W/32], x6[B,global_dim,H/64,W/64])."""
-        x4 = self.stage4(x3)
-        x5 = self.stage5(x4)
-        return x4, x5, self.global_tokens(x3, x4, x5)
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x3 = self.forward_shallow(images)
-        return (x3, *self.forward_deep(x3))
 
 
 def build_backbone(cfg: dict) -> nn.Module:
