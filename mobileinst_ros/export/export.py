@@ -267,6 +267,19 @@ def _training_data(info: dict) -> str:
     return str(train.get("json", train)) if isinstance(train, dict) else "see the training config"
 
 
+def _training_lines(info: dict) -> list[str]:
+    """The checkpoint's training recipe and its validation AP, for the card."""
+    cfg = info.get("config") or {}
+    train = cfg.get("train") or {}
+    if not train:
+        return []
+    lines = [f"- training: seed {cfg.get('seed')}, {train.get('steps')} steps of {train.get('batch_size')} clip pairs "
+             f"per process, crops {(cfg.get('data') or {}).get('crop_size')}, lr {train.get('lr')}"]
+    if info.get("best_ap", -1.0) >= 0:
+        lines.append(f"- validation AP during training (the best checkpoint's): {100 * info['best_ap']:.1f}")
+    return lines
+
+
 def _model_card(name: str, spec: dict, info: dict, sizes: dict[str, int]) -> str:
     lines = [
         f"# Model card: {name}",
@@ -278,6 +291,7 @@ def _model_card(name: str, spec: dict, info: dict, sizes: dict[str, int]) -> str
         f"- input: RGB, (x - 127) / 128, letterboxed to one of {', '.join(spec['resolutions'])}",
         f"- queries: {spec['num_queries']}, kernel dim: {spec['kernel_dim']}, masks at stride 8",
         f"- checkpoint step: {info.get('step')}; training data: {_training_data(info)}",
+        *_training_lines(info),
         f"- exported {spec['export']['date']} with torch {spec['export']['torch']}, onnx opset {OPSET}",
         "",
         "## Files",
