@@ -8,7 +8,7 @@ PIP_VERSION := 26.3
 ROS_SOURCES := CMakeLists.txt package.xml scripts/mobileinst_node scripts/build_messages.py mobileinst_ros/__init__.py \
 	$(wildcard msg/*.msg launch/* config/*.yaml config/*.xml models/*/*)
 
-.PHONY: venv demo test int8 bench clean
+.PHONY: venv demo test int8 bench eval clean
 
 venv: $(VENV)/.ros_installed
 
@@ -52,6 +52,23 @@ int8: venv $(INT8_MODEL)/model.yaml
 
 bench: int8
 	$(VENV)/bin/mobileinst-bench --model $(INT8_MODEL) --json runs/bench.json
+
+# The default model on the held-out synthetic videos (the training config's validation set, as a rosbag
+# with ground truth): offline T=1 and T=3 in FP32 and INT8, then live through the node at T=3.
+EVAL_BAG := data_cache/synth_val_bag
+EVAL := $(VENV)/bin/mobileinst-eval run --model $(INT8_MODEL) --input $(EVAL_BAG) --quiet
+
+$(EVAL_BAG)/metadata.yaml: | venv
+	rm -rf $(EVAL_BAG)
+	$(VENV)/bin/mobileinst-synth --out data_cache/synth_val --videos 40 --frames 12 --width 384 --height 288 \
+		--seed 1000 --overwrite --bag $(EVAL_BAG) --quiet
+
+eval: int8 $(EVAL_BAG)/metadata.yaml
+	rm -rf runs/eval
+	$(EVAL) --out runs/eval/fp32 --keyframe-intervals 1,3
+	$(EVAL) --out runs/eval/int8 --keyframe-intervals 1,3 --precision int8
+	$(EVAL) --out runs/eval/live_fp32_T3 --mode live -T 3
+	$(VENV)/bin/mobileinst-eval compare runs/eval/fp32/T3 runs/eval/int8/T3 --out runs/eval/fp32_vs_int8_T3
 
 clean:
 	rm -rf build $(VENV) runs/demo $(INT8_MODEL) $(CALIBRATION)
