@@ -99,8 +99,7 @@ def _run_one(args: argparse.Namespace, engine, source, interval: int, out: Path)
     from mobileinst_ros.evaluation.results_bag import write_results_bag
 
     info = {"model": str(args.model), "precision": args.precision, "keyframe_interval": interval,
-            "input": str(args.input), "threads": args.threads,
-            "input_size": list(engine.resolutions[0][::-1])}
+            "input": str(args.input), "threads": args.threads}
     if args.mode == "offline":
         from mobileinst_ros.evaluation.offline import run_offline
         from mobileinst_ros.tracking.tracker import KernelTracker
@@ -113,6 +112,9 @@ def _run_one(args: argparse.Namespace, engine, source, interval: int, out: Path)
         run = run_live(source, args.model, info, out, precision=args.precision, threads=args.threads,
                        rate=args.rate, resolution=args.resolution, domain_id=args.domain_id,
                        progress=not args.quiet)
+    if run.sequences:  # the model input the engine picks for these images (height, width)
+        first = run.sequences[0]
+        run.info["input_size"] = list(engine.pick_resolution((first.width, first.height))[::-1])
     out.mkdir(parents=True, exist_ok=True)
     write_results_bag(run, out / RESULTS_BAG, args.bag_storage)
     summary = write_report(out, run, source, video_frames=args.video_frames, fps=source.fps)
