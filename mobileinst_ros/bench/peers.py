@@ -73,7 +73,7 @@ def _torch_modules():
                       for branch, size in zip(self.ppm, (1, 2, 3, 6))]
             return self.ppm_out(torch.cat([x, *pooled], dim=1))
 
-        def forward(self, x3, x4, x5):
+        def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor) -> tuple[torch.Tensor, ...]:
             l3, l4, l5 = (lat(x) for lat, x in zip(self.lateral, (x3, x4, x5)))
             p5 = self._pyramid_pool(self.output[2](l5))
             p4 = self.output[1](l4 + up_to(p5, l4))
@@ -102,7 +102,7 @@ def _torch_modules():
             self.coef = conv(dim, anchors * protos, relu=False)
             self.num_classes, self.protos = num_classes, protos
 
-        def forward(self, x3, x4, x5):
+        def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor) -> tuple[torch.Tensor, ...]:
             l3, l4, l5 = (lat(x) for lat, x in zip(self.lateral, (x3, x4, x5)))
             l4 = l4 + up_to(l5, l4)
             l3 = l3 + up_to(l4, l3)

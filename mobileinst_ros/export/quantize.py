@@ -17,6 +17,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,7 +190,7 @@ def quantize_graph(src: Path, out_dir: Path, calibrate: list[dict], held_out: li
 
 
 def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", min_cosine: float = MIN_COSINE,
-                   held_out_fraction: float = 0.25, repeats: int = 2, log=print) -> dict:
+                   held_out_fraction: float = 0.25, repeats: int = 2, log: Callable[[str], None] = print) -> dict:
     """Add INT8 graph sets to ``model_dir`` (in place) and return the ``quantization`` record."""
     model_dir = Path(model_dir).resolve()
     engine = Engine(model_dir, threads=1)
