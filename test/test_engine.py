@@ -76,6 +76,7 @@ def test_letterbox_keeps_the_aspect_and_pads_with_zero(engine):
 def test_resolution_closest_to_the_aspect_ratio(engine):
     assert engine.pick_resolution((640, 360)) == (160, 96)
     assert engine.pick_resolution((480, 500)) == (128, 128)
+    assert Engine(engine.spec.root, resolution="128x128").resolutions == [(128, 128)]
 
 
 def test_equal_aspects_go_to_the_resolution_closest_in_size():
