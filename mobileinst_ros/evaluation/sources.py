@@ -48,6 +48,7 @@ class Source:
     image_topic: str = bags.IMAGE_TOPIC
     gt_topic: str | None = None
     fps: float = 10.0
+    dataset: VideoDataset | None = None  # a dataset input, checked once at open (frames stay on disk)
 
     @property
     def reset_between_sequences(self) -> bool:
@@ -78,7 +79,7 @@ class Source:
             yield SourceFrame(stamp, rgb, gt)
 
     def _dataset_sequences(self) -> Iterator[tuple[str, Iterator[SourceFrame]]]:
-        dataset = _load_dataset(self.path)
+        dataset = self.dataset
         index = _class_map(dataset.classes, self.class_names, str(dataset.source), _used_classes(dataset))
         period = round(1e9 / self.fps)
         start = bags.DEFAULT_START_NS
@@ -193,7 +194,7 @@ def open_source(path: str | Path, class_names: list[str], image_topic: str = bag
     if (path / "annotations.json").is_file():
         dataset = _load_dataset(path)
         _class_map(dataset.classes, class_names, str(dataset.source), _used_classes(dataset))
-        return Source(path, "dataset", class_names, dataset.num_frames, True, fps=fps)
+        return Source(path, "dataset", class_names, dataset.num_frames, True, fps=fps, dataset=dataset)
     if path.is_dir() and not (path / "metadata.yaml").is_file():
         raise InputError(f"{path}: neither a rosbag2 bag (no metadata.yaml) nor a YouTube-VIS dataset "
                          f"(no annotations.json)")
