@@ -11,11 +11,13 @@ from collections import defaultdict
 
 import numpy as np
 from pycocotools import mask as mask_utils
+from scipy.optimize import linear_sum_assignment
 from trackeval.metrics import CLEAR, HOTA, Identity
 
 from mobileinst_ros.evaluation.records import Detection, RunRecord, SequenceRecord
 
-__all__ = ["drop_stats", "latency_stats", "percentiles", "tracking_metrics", "vis_inputs", "vis_metrics"]
+__all__ = ["PHANTOM_IOU", "agreement_metrics", "drop_stats", "latency_stats", "percentiles", "tracking_metrics",
+           "vis_inputs", "vis_metrics"]
 
 _QUIET = {"PRINT_CONFIG": False}
 
@@ -94,6 +96,53 @@ def tracking_metrics(run: RunRecord) -> dict:
         "overall": _summary(overall),
         "class_averaged": _summary(averaged),
         "per_class": {run.class_names[c]: _summary(r) for c, r in sorted(class_results.items())},
+    }
+
+
+# A prediction whose mask overlaps every ground-truth object (of any class) by less than this IoU in its
+# frame is a phantom: it points at nothing the labels know. Loose on purpose: a poor mask of a real
+# object is an accuracy problem, not a phantom.
+PHANTOM_IOU = 0.3
+
+
+def agreement_metrics(run: RunRecord, match_iou: float = 0.5) -> dict:
+    """Figures that read a prediction against labels that are themselves imperfect (e.g. a teacher's):
+
+    - ``phantoms_per_frame``: predictions per frame with mask IoU below ``PHANTOM_IOU`` to every
+      ground-truth object in the frame, whatever its class;
+    - ``ids_per_gt_track``: over the ground-truth tracks matched at least once, the mean number of
+      distinct predicted track ids matched to one (1.0 = never re-identified; class-agnostic, per frame
+      Hungarian matching on mask IoU >= ``match_iou``), overall and ``per_class`` by ground-truth class;
+    - ``gt_tracks_matched``: how many ground-truth tracks that mean covers, of ``gt_tracks``.
+    Only frames with ground truth count, as for the other accuracy figures.
+    """
+    phantoms, frames = 0, 0
+    ids: dict[tuple[int, int], set[int]] = defaultdict(set)   # (sequence, gt track) -> predicted ids
+    gt_class: dict[tuple[int, int], int] = {}
+    for s, sequence in enumerate(run.sequences):
+        for frame in sequence.frames:
+            if frame.ground_truth is None:
+                continue
+            frames += 1
+            gt, pred = frame.ground_truth, frame.predictions or []
+            for d in gt:
+                gt_class[(s, d.track_id)] = d.class_id
+            ious = _ious(gt, pred)
+            phantoms += int((ious.max(axis=0, initial=0.0) < PHANTOM_IOU).sum()) if pred else 0
+            rows, cols = linear_sum_assignment(-ious) if ious.size else ((), ())
+            for r, c in zip(rows, cols):
+                if ious[r, c] >= match_iou:
+                    ids[(s, gt[r].track_id)].add(pred[c].track_id)
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for key, matched in ids.items():
+        by_class[run.class_names[gt_class[key]]].append(len(matched))
+    every = [n for counts in by_class.values() for n in counts]
+    return {
+        "frames": frames,
+        "phantoms_per_frame": phantoms / frames if frames else 0.0,
+        "ids_per_gt_track": float(np.mean(every)) if every else None,
+        "per_class": {name: float(np.mean(counts)) for name, counts in sorted(by_class.items())},
+        "gt_tracks": len(gt_class), "gt_tracks_matched": len(every),
     }
 
 

@@ -35,6 +35,7 @@ def summarize(run: RunRecord) -> dict:
             summary["accuracy_unavailable"] = str(error)
         else:
             summary["accuracy"], summary["tracking"] = accuracy, tracking
+            summary["agreement"] = metrics.agreement_metrics(run)
     summary["per_frame"] = [
         {"sequence": s.name, "stamp_ns": f.stamp_ns, "latency_ms": f.latency_ms, "is_keyframe": f.is_keyframe,
          "dropped": f.predictions is None, "end_to_end_ms": f.end_to_end_ms, "timings_ms": f.timings_ms}
@@ -123,13 +124,21 @@ def _markdown(summary: dict, plots: list[str], video: str | None) -> str:
                   "YouTube-VIS AP (IoU over whole tracks, pycocotools; AR1/AR10 count tracks per sequence, and a "
                   "bag without /ground_truth/sequence is one sequence); HOTA/DetA/AssA/IDF1/IDSW/MOTA from "
                   "trackeval, per class then combined over all detections. Percentages.", "",
-                  "| class | AP | HOTA | IDF1 | IDSW |", "|---|---|---|---|---|"]
+                  "| class | AP | AP50 | HOTA | IDF1 | IDSW | track ids per ground-truth track |",
+                  "|---|---|---|---|---|---|---|"]
         per_class_trk = summary["tracking"]["per_class"]
+        agreement = summary["agreement"]
         for name, ap in acc["per_class"].items():
-            t = per_class_trk.get(name)
-            lines.append(f"| {name} | {_fmt(ap, True) if ap >= 0 else '-'} | "
-                         + (f"{_fmt(t['HOTA'], True)} | {_fmt(t['IDF1'], True)} | {t['IDSW']} |" if t else "- | - | - |"))
-        lines.append("")
+            t, ap50 = per_class_trk.get(name), acc["per_class_AP50"][name]
+            ids = agreement["per_class"].get(name)
+            lines.append(f"| {name} | {_fmt(ap, True) if ap >= 0 else '-'} | {_fmt(ap50, True) if ap50 >= 0 else '-'} | "
+                         + (f"{_fmt(t['HOTA'], True)} | {_fmt(t['IDF1'], True)} | {t['IDSW']} |" if t else "- | - | - |")
+                         + (f" {ids:.2f} |" if ids is not None else " - |"))
+        ids = agreement["ids_per_gt_track"]
+        lines += ["", f"Phantoms (predictions overlapping no ground-truth object by IoU {metrics.PHANTOM_IOU} or more): "
+                  f"{agreement['phantoms_per_frame']:.2f} per frame. Distinct predicted track ids per ground-truth "
+                  f"track: {'-' if ids is None else f'{ids:.2f}'} ({agreement['gt_tracks_matched']} of "
+                  f"{agreement['gt_tracks']} ground-truth tracks matched at IoU 0.5).", ""]
     elif "accuracy_unavailable" in summary:
         lines += [f"Accuracy not scored: {summary['accuracy_unavailable']}", ""]
     else:
@@ -202,6 +211,7 @@ def _headline(summary: dict) -> dict:
     if "accuracy" in summary:
         row.update({k: summary["accuracy"][k] for k in ("AP", "AP50", "AP75")})
         row.update({k: summary["tracking"]["overall"][k] for k in ("HOTA", "IDF1", "IDSW")})
+        row.update({k: summary["agreement"][k] for k in ("phantoms_per_frame", "ids_per_gt_track")})
     return row
 
 

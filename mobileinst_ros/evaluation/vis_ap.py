@@ -126,8 +126,8 @@ def coco_segm_eval(images: list[dict], gts: list[dict], dts: list[dict], categor
 def youtube_vis_ap(gt: dict, predictions: list[dict[str, Any]]) -> dict[str, Any]:
     """YouTube-VIS ground truth (dict as in annotations.json) and result entries
     ``{video_id, category_id, score, segmentations[per frame RLE or None]}`` ->
-    ``{AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100}`` in [0, 1] plus ``per_class`` {name: AP}
-    (-1 where a class has neither ground truth nor predictions)."""
+    ``{AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100}`` in [0, 1] plus ``per_class`` {name: AP} and
+    ``per_class_AP50`` {name: AP at IoU 0.5} (-1 where a class has neither ground truth nor predictions)."""
     videos = _video_table(gt)
     categories = gt.get("categories") or []
     cat_ids = {c["id"] for c in categories}
@@ -165,9 +165,14 @@ def youtube_vis_ap(gt: dict, predictions: list[dict[str, Any]]) -> dict[str, Any
     result: dict[str, Any] = {n: stats[k] for k, n in enumerate(names[:6])}
     result.update(AR1=stats[6], AR10=stats[7], AR100=stats[8])
     precision = evaluator.eval["precision"]  # [T, R, K, A, M]
-    per_class = {}
+    result["per_class"], result["per_class_AP50"] = {}, {}
     for k, cid in enumerate(evaluator.params.catIds):
-        p = precision[:, :, k, 0, -1]
-        per_class[evaluator.cocoGt.cats[cid]["name"]] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
-    result["per_class"] = per_class
+        name = evaluator.cocoGt.cats[cid]["name"]
+        result["per_class"][name] = _mean_precision(precision[:, :, k, 0, -1])
+        result["per_class_AP50"][name] = _mean_precision(precision[0, :, k, 0, -1])  # iouThrs[0] == 0.5
     return result
+
+
+def _mean_precision(p: np.ndarray) -> float:
+    """Mean of COCOeval precision entries, -1 where none is defined (no ground truth, no predictions)."""
+    return float(p[p > -1].mean()) if (p > -1).any() else -1.0
