@@ -130,6 +130,7 @@ def _print_headline(out: Path, summary: dict) -> None:
     if "accuracy" in summary:
         acc, trk = summary["accuracy"], summary["tracking"]["overall"]
         text += f", AP {100 * acc['AP']:.1f}, HOTA {100 * trk['HOTA']:.1f}, IDF1 {100 * trk['IDF1']:.1f}"
+        text += f", {summary['agreement']['phantoms_per_frame']:.2f} phantoms per frame"
     print(text)
 
 
