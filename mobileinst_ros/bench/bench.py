@@ -6,9 +6,12 @@ that ratios hold on a noisy machine; each configuration's first frame of a round
 (cold caches after another configuration). Peers (``bench/peers.py``) are a SparseInst-style and a
 YOLACT-style head on MobileInst's own backbone graphs and input; they are exported (random weights)
 in a child process so that this process never imports torch and its peak RSS is the robot's.
+``--peer NAME=PATH`` (repeatable) adds any exported YOLO-seg ONNX graph (``bench/yolo_seg.py``: its
+letterbox, network, NMS and mask assembly) on the same 640x480 frames in the same rounds.
 
 Prints a table; ``--json PATH`` writes ``latency_ms`` (per stage and per frame), ``ratios``
-(``t3_over_t1``, ``int8_over_fp32``, ``mobileinst_over_sparseinst``, ``mobileinst_over_yolact``, at
+(``t3_over_t1``, ``int8_over_fp32``, ``mobileinst_over_sparseinst``, ``mobileinst_over_yolact``,
+``non_keyframe_over_keyframe`` and, per ``--peer`` NAME, ``{fp32,int8}_{T1,T3}_over_NAME``, at
 640x480), ``targets`` and ``peak_rss_mb``.
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mobileinst_ros.bench.peers import PEER_IO, sparseinst_postprocess, yolact_postprocess, yolact_priors
+from mobileinst_ros.bench.yolo_seg import YoloSegModel, yolo_seg_postprocess
 from mobileinst_ros.data.synth import generate_video
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.runtime.model_dir import parse_resolution
@@ -47,8 +51,10 @@ REFERENCE = "640x480"
 # issue targets: (ratio or latency key, limit)
 TARGETS = {
     "t3_over_t1": 0.8, "int8_over_fp32": 0.6, "mobileinst_over_sparseinst": 0.6, "mobileinst_over_yolact": 1.0,
-    "fp32_t3_mean_ms": 100.0, "int8_t3_mean_ms": 60.0,
+    "fp32_t3_mean_ms": 100.0, "int8_t3_mean_ms": 60.0, "non_keyframe_over_keyframe": 0.35,
 }
+# issue 11, per --peer NAME (INT8 ratios for a peer whose NAME contains "int8", else FP32 ones)
+PEER_TARGETS = {"T1": 0.7, "T3": 0.45}
 
 
 @dataclass
@@ -131,6 +137,28 @@ class PeerRun:
             self.series.add((t4 - t0) * 1000, dict(zip(PEER_STAGES, ms)))
 
 
+class YoloPeerRun:
+    """An exported YOLO-seg graph on the same frames: letterbox, network, NMS and mask assembly."""
+
+    def __init__(self, path: Path, frames: list[np.ndarray], threads: int, max_det: int, name: str):
+        self.model = YoloSegModel(path, threads)
+        self.frames, self.next, self.max_det = frames, 0, max_det
+        self.series = Series(name, PEER_STAGES)
+
+    def step(self, record: bool) -> None:
+        t0 = time.perf_counter()
+        geometry, tensor = self.model.prepare(self.frames[self.next % len(self.frames)])
+        self.next += 1
+        t1 = time.perf_counter()
+        detections, prototypes = self.model.run(tensor)
+        t2 = time.perf_counter()
+        yolo_seg_postprocess(detections, prototypes, geometry, max_det=self.max_det)
+        t3 = time.perf_counter()
+        if record:  # the whole network sits in the backbone column
+            ms = [(b - a) * 1000 for a, b in ((t0, t1), (t1, t2), (t2, t2), (t2, t3))]
+            self.series.add((t3 - t0) * 1000, dict(zip(PEER_STAGES, ms)))
+
+
 def _export_peers_child(shapes: dict, num_classes: int, out_dir: str) -> None:
     from mobileinst_ros.bench.peers import export_peers
 
@@ -162,9 +190,17 @@ def _mean(tree: dict, *keys: str) -> float | None:
     return tree.get("mean")
 
 
-def _ratios(latency: dict, peers: dict) -> dict:
-    """The issue's ratios at 640x480 (MobileInst vs peers: per-image work, T=1)."""
+def _non_keyframe_over_keyframe(ref: dict) -> float | None:
+    t3 = ref.get("fp32", {}).get("T3", {})
+    return _ratio(t3.get("non_keyframe_mean"), t3.get("keyframe_mean"))
+
+
+def _ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
+    """The issue's ratios at 640x480 (MobileInst vs peers: per-image work, T=1; vs YOLO-seg peers: T=1
+    and the T=3 average, each precision)."""
     ref, peer = latency.get(REFERENCE, {}), peers.get(REFERENCE, {})
+    versus = {f"{prec}_{t}_over_{name}": _ratio(_mean(ref, prec, t), _mean(peer, name))
+              for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3")}
     return {
         "t3_over_t1": _ratio(_mean(ref, "fp32", "T3"), _mean(ref, "fp32", "T1")),
         "int8_over_fp32": _ratio(_mean(ref, "int8", "T1"), _mean(ref, "fp32", "T1")),
@@ -174,12 +210,18 @@ def _ratios(latency: dict, peers: dict) -> dict:
         "adaptive_t3_over_t1": _ratio(_mean(ref, "fp32", "T3-adaptive"), _mean(ref, "fp32", "T1")),
         "fp32_t3_mean_ms": _mean(ref, "fp32", "T3"),
         "int8_t3_mean_ms": _mean(ref, "int8", "T3"),
+        "non_keyframe_over_keyframe": _non_keyframe_over_keyframe(ref),
+        **versus,
     }
 
 
-def _targets(ratios: dict) -> dict:
+def _targets(ratios: dict, yolo_peers: list[str]) -> dict:
+    limits = dict(TARGETS)
+    for name in yolo_peers:
+        prec = "int8" if "int8" in name.lower() else "fp32"
+        limits.update({f"{prec}_{t}_over_{name}": limit for t, limit in PEER_TARGETS.items()})
     return {f"{key} <= {limit}": None if ratios.get(key) is None else ratios[key] <= limit
-            for key, limit in TARGETS.items()}
+            for key, limit in limits.items()}
 
 
 def _table(latency: dict, peers: dict) -> str:
@@ -193,7 +235,8 @@ def _table(latency: dict, peers: dict) -> str:
     for res, runs in peers.items():
         for name, s in runs.items():
             cells = [s["preprocess"], s["backbone"], s["head"], s["postprocess"], 0.0]
-            lines.append(f"{res:<10} {name + ' head':<18}" + "".join(f"{c:>12.1f}" for c in cells)
+            label = name + " head" if name in PEER_IO else name  # a YOLO-seg peer: its whole network
+            lines.append(f"{res:<10} {label:<18}" + "".join(f"{c:>12.1f}" for c in cells)
                          + f"{s['mean']:>9.1f}{s['p90']:>9.1f}{100:>6.0f}")
     return "\n".join(lines)
 
@@ -209,6 +252,14 @@ def _machine() -> dict:
             "python": platform.python_version(), "cores_seen": os.cpu_count()}
 
 
+def _peer_arg(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path or not name.replace("-", "_").replace(".", "_").isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH with NAME made of letters, digits, '-', '_', '.', "
+                                         f"got {text!r}")
+    return name, Path(path)
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="mobileinst-bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/default", help="exported model directory")
@@ -221,10 +272,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--no-int8", action="store_true", help="skip INT8 (model without INT8 graphs)")
     parser.add_argument("--no-peers", action="store_true", help="skip the SparseInst/YOLACT-style heads")
+    parser.add_argument("--peer", action="append", default=[], metavar="NAME=PATH", type=_peer_arg,
+                        help="an exported YOLO-seg ONNX graph to time beside MobileInst (repeatable; "
+                             "scripts/export_yolo_peer.sh makes them)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.frames < 1 or args.warmup < 0 or args.peer_frames < 0:
         parser.error("--rounds and --frames must be >= 1, --warmup and --peer-frames >= 0")
+    names = [name for name, _ in args.peer]
+    if len(set(names)) != len(names) or set(names) & set(PEER_IO):
+        parser.error(f"--peer names must be unique and not {sorted(PEER_IO)}, got {names}")
     return args
 
 
@@ -235,7 +292,7 @@ def _build_runs(args: argparse.Namespace, resolutions: list[tuple[int, int]], pe
     if missing:
         raise ModelLoadError(f"{args.model}: no graphs at {missing}; exported: "
                              f"{[f'{w}x{h}' for w, h in engines['fp32'].resolutions]}")
-    runs: dict[tuple, MobileInstRun | PeerRun] = {}
+    runs: dict[tuple, MobileInstRun | PeerRun | YoloPeerRun] = {}
     for w, h in resolutions:
         frames = generate_video(seed=2024, index=0, frames=30, width=w, height=h).frames
         for prec, engine in engines.items():
@@ -247,6 +304,12 @@ def _build_runs(args: argparse.Namespace, resolutions: list[tuple[int, int]], pe
             paths = export_peers_elsewhere(engines["fp32"], (w, h), peer_dir)
             for kind, path in paths.items():
                 runs[(f"{w}x{h}", "peer", kind)] = PeerRun(engines["fp32"], path, kind, frames, args.threads, kind)
+        if f"{w}x{h}" == REFERENCE:
+            for name, path in args.peer:
+                runs[(f"{w}x{h}", "yolo", name)] = YoloPeerRun(path, frames, args.threads,
+                                                               engines["fp32"].max_instances, name)
+    if args.peer and REFERENCE not in [f"{w}x{h}" for w, h in resolutions]:
+        raise ValueError(f"--peer runs at {REFERENCE}: add --resolution {REFERENCE}")
     return runs
 
 
@@ -271,15 +334,17 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     for (res, prec, label), run in runs.items():
         if not run.series.totals:
             continue
-        target = peers.setdefault(res, {}) if prec == "peer" else latency.setdefault(res, {}).setdefault(prec, {})
+        target = (peers.setdefault(res, {}) if prec in ("peer", "yolo")
+                  else latency.setdefault(res, {}).setdefault(prec, {}))
         target[label] = run.series.summary()
-    ratios = _ratios(latency, peers)
+    yolo_peers = [name for name, _ in args.peer]
+    ratios = _ratios(latency, peers, yolo_peers)
     return {
         "model": str(args.model), "threads": args.threads, "rounds": args.rounds,
         "frames_per_round": args.frames, "machine": _machine(),
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},
-        "latency_ms": latency, "peers_ms": peers, "ratios": ratios, "targets": _targets(ratios),
+        "latency_ms": latency, "peers_ms": peers, "ratios": ratios, "targets": _targets(ratios, yolo_peers),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 

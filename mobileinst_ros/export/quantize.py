@@ -33,7 +33,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.runtime.model_dir import GRAPH_IO, GRAPHS
 
-__all__ = ["QuantizeError", "calibration_images", "collect_inputs", "quantize_model", "main"]
+__all__ = ["QuantizeError", "calibration_images", "collect_inputs", "quantize_file", "quantize_model", "main"]
 
 MIN_GAIN = 0.05  # an INT8 graph must be at least this much faster than FP32
 # Intermediate features drift more than the answers: on the trained default model, INT8 graphs with
@@ -131,7 +131,9 @@ def _stem_convs(path: Path) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type == "Conv" and dense_and_thin(n)]
 
 
-def _quantize(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str, exclude: list[str]) -> None:
+def quantize_file(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str, exclude: list[str]) -> None:
+    """One ONNX graph -> static INT8 QDQ (per-channel int8 weights, reduce_range, uint8 activations)
+    calibrated on ``feeds``."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         # ONNX shape inference only: the symbolic one gives up on the shared graphs' symbolic sizes
@@ -178,7 +180,7 @@ def quantize_graph(src: Path, out_dir: Path, calibrate: list[dict], held_out: li
         variants["int8_fp32_stem"] = stem
     for name, exclude in variants.items():
         path = out_dir / f"{src.stem}.{name}.onnx"
-        _quantize(src, path, calibrate, method, exclude)
+        quantize_file(src, path, calibrate, method, exclude)
         candidates.append(Candidate(name, path))
     _measure(candidates, held_out, repeats)
     good = candidates[:1] + [c for c in candidates[1:] if c.cosine >= min_cosine]  # FP32 is the reference
