@@ -31,7 +31,7 @@ $(VENV)/.ros_installed: $(VENV)/.editable $(ROS_SOURCES)
 	@touch $@
 
 demo: venv
-	$(PYTHON) -m mobileinst_ros.demo
+	$(PYTHON) -m mobileinst_ros.replay.demo
 
 test: venv
 	$(PYTHON) -m pytest

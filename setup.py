@@ -20,7 +20,7 @@ setup(
             "mobileinst-quantize = mobileinst_ros.export.quantize:main",
             "mobileinst-bench = mobileinst_ros.bench.bench:main",
             "mobileinst-eval = mobileinst_ros.evaluation.cli:main",
-            "mobileinst-demo = mobileinst_ros.demo:main",
+            "mobileinst-demo = mobileinst_ros.replay.demo:main",
             "mobileinst_node = mobileinst_ros.node.mobileinst_node:main",
         ],
     },

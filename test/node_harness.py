@@ -1,12 +1,11 @@
 """What the node tests share: the oracle model exported with the real exporter, the node in its own
-process, and a client (its own rclpy context) that publishes images, collects the node's outputs and
+process (the package's one runner, replay.node_process), and a client (its own rclpy context) that publishes images, collects the node's outputs and
 calls its lifecycle and parameter services.
 """
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +27,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from mobileinst_ros.msg import InstanceArray, ModelInfo
+from mobileinst_ros.replay.node_process import FASTDDS_PROFILE, NodeProcess, node_command
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = "/mobileinst"
 IMAGE_TOPIC = "/test_camera/image"
-FASTDDS_PROFILE = ROOT / "config" / "fastdds_profile.xml"
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -50,55 +49,20 @@ def export_oracle_model(directory: Path, resolution: tuple[int, int] = (64, 48))
     return directory
 
 
-def node_command(model: Path | str, *ros_args: str) -> list[str]:
-    """The command line of mobileinst_node reading IMAGE_TOPIC, with extra ``--ros-args`` items."""
-    return [sys.executable, "-m", "mobileinst_ros.node.mobileinst_node", "--ros-args",
-            "-p", f"model_path:={model}", "-r", f"image:={IMAGE_TOPIC}", *ros_args]
+def _ros_args(model: Path | str, ros_args: tuple[str, ...]) -> list[str]:
+    return ["-p", f"model_path:={model}", "-r", f"image:={IMAGE_TOPIC}", *ros_args]
 
 
-class NodeProcess:
-    """mobileinst_node in a child process; its stdout+stderr go to ``log``."""
-
-    def __init__(self, log: Path, model: Path | str, *ros_args: str, env: dict[str, str] | None = None) -> None:
-        self.log = log
-        self._file = open(log, "w")  # noqa: SIM115  (closed in stop)
-        self.process = subprocess.Popen(node_command(model, *ros_args), stdout=self._file, stderr=subprocess.STDOUT,
-                                        env=env, cwd=ROOT)
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def rss_mb(self) -> float:
-        """Resident memory of the node process (Linux /proc), in MB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS in /proc status")
-
-    def stop(self) -> int:
-        if self.alive():
-            self.process.send_signal(2)  # SIGINT, like Ctrl-C
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._file.close()
-        return self.process.returncode
-
-    def __enter__(self) -> NodeProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def start_node(log: Path, model: Path | str, *ros_args: str, env: dict[str, str] | None = None) -> NodeProcess:
+    """mobileinst_node reading IMAGE_TOPIC in a child process, with extra ``--ros-args`` items; not waited
+    for (``with`` it, or ``wait_until_active``)."""
+    return NodeProcess(log, _ros_args(model, ros_args), env, wait_until_active=False, cwd=ROOT).start()
 
 
 def run_node(model: Path | str, *ros_args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run the node to completion (for start-up failures)."""
-    return subprocess.run(node_command(model, *ros_args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(node_command(_ros_args(model, ros_args)), capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
 
 
 def stamp(sec: int, nanosec: int) -> Time:

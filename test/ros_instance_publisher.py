@@ -14,7 +14,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 
 from mobileinst_ros.msg import InstanceArray
-from mobileinst_ros.node.conversions import instance_array_msg
+from mobileinst_ros.messages.instances import instance_array, rclpy_types
 
 QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -28,8 +28,8 @@ def main(npz_path: str, topic: str) -> int:
     publisher = node.create_publisher(InstanceArray, topic, QOS)
     header = Header(stamp=Time(sec=1700000000, nanosec=123456789), frame_id="camera_optical")
     height, width = data["masks"].shape[1:]
-    publisher.publish(instance_array_msg(header, height, width, instances, list(data["class_names"]),
-                                         is_keyframe=True, latency_ms=12.5))
+    publisher.publish(instance_array(rclpy_types(), header, height, width, instances, list(data["class_names"]),
+                                     is_keyframe=True, latency_ms=12.5))
     deadline = time.monotonic() + 60  # never outlive a broken test run
     while rclpy.ok() and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.1)

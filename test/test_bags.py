@@ -12,6 +12,7 @@ import pytest
 
 from mobileinst_ros.data import bags, synth
 from mobileinst_ros.data.ytvis import decode_rle, load_ytvis
+from mobileinst_ros.messages.instances import decode_instances
 
 TOPICS = {bags.IMAGE_TOPIC: bags.IMAGE_TYPE, bags.GT_TOPIC: bags.INSTANCES_TYPE}
 
@@ -50,7 +51,7 @@ def test_round_trip_keeps_images_masks_and_stamps(tmp_path: Path, storage: str) 
         assert bags.stamp_ns(image.header) == stamp == bags.stamp_ns(array.header)
         assert np.array_equal(image.data.reshape(24, 32, 3), rgb)
         assert array.latency_ms == pytest.approx(4.5)
-        got = bags.instances_from_message(array)
+        got = decode_instances(array)
         assert [(i.track_id, i.class_id, i.class_name) for i in got] == [(7, 1, "dog"), (3, 0, "cat")]
         assert got[1].score == pytest.approx(0.25)
         for want, have in zip(insts, got):
@@ -96,7 +97,7 @@ def test_dataset_bag_matches_the_dataset_and_is_deterministic(tmp_path: Path) ->
         assert np.array_equal(image.data.reshape(40, 48, 3), dataset.frame(v, t))
         want = {inst.id: decode_rle(inst.rles[t]).astype(bool)
                 for inst in dataset.videos[v].instances if inst.rles[t] is not None}
-        got = {inst.track_id: inst.mask() for inst in bags.instances_from_message(array)}
+        got = {inst.track_id: inst.mask() for inst in decode_instances(array)}
         assert want.keys() == got.keys()
         assert all(np.array_equal(want[k], got[k]) for k in want)
 

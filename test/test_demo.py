@@ -16,7 +16,7 @@ FRAMES, FPS, SIZE = 20, 10, (160, 120)
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mobileinst_ros.demo", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mobileinst_ros.replay.demo", *args], capture_output=True, text=True,
                           timeout=300, cwd=ROOT)
 
 

@@ -6,7 +6,7 @@ import pytest
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from mobileinst_ros.node.image_conversion import (MAX_PIXELS, ImageConversionError, compressed_to_rgb, image_to_rgb,
+from mobileinst_ros.messages.images import (MAX_PIXELS, ImageConversionError, compressed_to_rgb, image_to_rgb,
                                                   labels_to_image_msg, rgb_to_image_msg)
 
 H, W = 24, 32

@@ -12,7 +12,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.msg import InstanceArray
-from mobileinst_ros.node.conversions import decode_instance_masks
+from mobileinst_ros.messages.instances import decode_instance_masks
 
 PUBLISHER = Path(__file__).with_name("ros_instance_publisher.py")
 QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -8,8 +8,8 @@ import pytest
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from mobileinst_ros.node.conversions import decode_instance_masks
-from node_harness import Client, NodeProcess, encode_image, export_oracle_model, image_msg, stamp
+from mobileinst_ros.messages.instances import decode_instance_masks
+from node_harness import Client, start_node, encode_image, export_oracle_model, image_msg, stamp
 from oracle_model import box_mask, frame, iou
 
 pytestmark = pytest.mark.ros
@@ -54,7 +54,7 @@ def _bad_images() -> dict[str, Image]:
 
 
 def test_every_encoding_is_segmented_with_its_header_copied(model: Path, tmp_path: Path) -> None:
-    with NodeProcess(tmp_path / "node.log", model) as node, Client() as client:
+    with start_node(tmp_path / "node.log", model) as node, Client() as client:
         for index, encoding in enumerate(COLOUR_ENCODINGS):
             header = _header(index)
             msg = client.publish_until_answered(client.images, encode_image(SCENE, encoding, header))
@@ -67,7 +67,7 @@ def test_every_encoding_is_segmented_with_its_header_copied(model: Path, tmp_pat
 
 
 def test_images_that_are_not_camera_frames_are_skipped_with_one_warning_each(model: Path, tmp_path: Path) -> None:
-    with NodeProcess(tmp_path / "node.log", model, "-p", "diagnostics_period:=0.1") as node, Client() as client:
+    with start_node(tmp_path / "node.log", model, "-p", "diagnostics_period:=0.1") as node, Client() as client:
         # A good image first: once it is answered, both ends of the image topic have matched.
         client.publish_until_answered(client.images, encode_image(SCENE, "rgb8", _header(99)))
         bad = _bad_images()
@@ -99,7 +99,7 @@ def _compressed(ext: str, header: Header, data: bytes | None = None) -> Compress
 
 
 def test_compressed_input_and_corrupt_jpeg(model: Path, tmp_path: Path) -> None:
-    with NodeProcess(tmp_path / "node.log", model, "-p", "input_transport:=compressed",
+    with start_node(tmp_path / "node.log", model, "-p", "input_transport:=compressed",
                      "-p", "diagnostics_period:=0.1") as node, Client() as client:
         for index, ext in enumerate([".jpg", ".png"]):
             header = _header(index)

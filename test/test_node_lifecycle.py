@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from lifecycle_msgs.msg import Transition
 
-from node_harness import IMAGE_TOPIC, NODE, Client, NodeProcess, export_oracle_model, run_node
+from node_harness import IMAGE_TOPIC, NODE, Client, start_node, export_oracle_model, run_node
 
 pytestmark = pytest.mark.ros
 
@@ -21,7 +21,7 @@ def _counts(client: Client) -> tuple[int, int]:
 
 
 def test_transitions_load_the_model_and_start_and_stop_processing(model: Path, tmp_path: Path) -> None:
-    with NodeProcess(tmp_path / "node.log", model, "-p", "autostart:=false") as node, Client() as client:
+    with start_node(tmp_path / "node.log", model, "-p", "autostart:=false") as node, Client() as client:
         assert client.state() == "unconfigured"
         assert _counts(client) == (0, 0)
 
@@ -60,7 +60,7 @@ def test_transitions_load_the_model_and_start_and_stop_processing(model: Path, t
 
 def test_failed_configure_names_the_missing_model_and_the_node_stays_up(tmp_path: Path) -> None:
     missing = tmp_path / "no_such_model"
-    with NodeProcess(tmp_path / "node.log", missing, "-p", "autostart:=false") as node, Client() as client:
+    with start_node(tmp_path / "node.log", missing, "-p", "autostart:=false") as node, Client() as client:
         assert not client.transition(Transition.TRANSITION_CONFIGURE)
         assert client.state() == "unconfigured"
         assert node.alive()

@@ -11,7 +11,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from mobileinst_ros.msg import InstanceArray
-from node_harness import IMAGE_TOPIC, NODE, RELIABLE, Client, NodeProcess, export_oracle_model, with_fastdds_profile
+from node_harness import IMAGE_TOPIC, NODE, RELIABLE, Client, start_node, export_oracle_model, with_fastdds_profile
 
 pytestmark = pytest.mark.ros
 
@@ -27,7 +27,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_newest_frame_under_a_60_hz_camera(model: Path, tmp_path: Path) -> None:
     env = with_fastdds_profile()  # 3.7 MB images over shared memory, as the README tells users to run
-    with NodeProcess(tmp_path / "node.log", model, "-p", "diagnostics_period:=0.2", env=env) as node, \
+    with start_node(tmp_path / "node.log", model, "-p", "diagnostics_period:=0.2", env=env) as node, \
             Client() as client:
         client.subscribe_overlay()  # the node draws the overlay of every frame too: slower than the camera
         ages_ms: list[float] = []  # receive time - image stamp of every answer

@@ -7,7 +7,7 @@ import pytest
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
-from node_harness import Client, NodeProcess, encode_image, export_oracle_model, run_node, stamp
+from node_harness import Client, start_node, encode_image, export_oracle_model, run_node, stamp
 from oracle_model import frame
 
 pytestmark = pytest.mark.ros
@@ -40,7 +40,7 @@ def test_bad_values_at_start_up_stop_the_node_with_one_line(model: Path, name: s
 
 
 def test_run_time_changes_are_checked_and_applied(model: Path, tmp_path: Path) -> None:
-    with NodeProcess(tmp_path / "node.log", model) as node, Client() as client:
+    with start_node(tmp_path / "node.log", model) as node, Client() as client:
         first = client.publish_until_answered(client.images, _image(0))
         assert sorted(i.class_name for i in first.instances) == ["blue", "green", "red"]
         # Unset thresholds show the model's defaults once configured (model.yaml of the export).

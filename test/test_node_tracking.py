@@ -7,8 +7,8 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from mobileinst_ros.node.conversions import decode_instance_masks
-from node_harness import NODE, RELIABLE, Client, NodeProcess, encode_image, export_oracle_model, stamp
+from mobileinst_ros.messages.instances import decode_instance_masks
+from node_harness import NODE, RELIABLE, Client, start_node, encode_image, export_oracle_model, stamp
 from oracle_model import box_mask, frame, iou
 
 pytestmark = pytest.mark.ros
@@ -29,7 +29,7 @@ def _boxes(t: int) -> dict[int, tuple[int, int, int, int]]:
 
 
 def test_track_ids_are_stable_and_debug_images_are_drawn(model: Path, tmp_path: Path) -> None:
-    with NodeProcess(tmp_path / "node.log", model, "-p", "publish_labels:=true") as node, Client() as client:
+    with start_node(tmp_path / "node.log", model, "-p", "publish_labels:=true") as node, Client() as client:
         labels: list[Image] = []
         client.node.create_subscription(Image, f"{NODE}/labels", labels.append, RELIABLE)
         client.subscribe_overlay()

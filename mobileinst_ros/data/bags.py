@@ -21,9 +21,8 @@ import functools
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import yaml
@@ -32,13 +31,13 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from mobileinst_ros.masks import decode_mask, encode_mask, mask_bbox
+from mobileinst_ros.messages.instances import InstanceLike, MessageTypes, instance_array
 
 __all__ = [
-    "BagError", "BagInstance", "BagWriter", "CLASSES_TOPIC", "GT_TOPIC", "HEADER_TYPE", "IMAGE_TOPIC", "IMAGE_TYPE",
+    "BagError", "BagWriter", "CLASSES_TOPIC", "GT_TOPIC", "HEADER_TYPE", "IMAGE_TOPIC", "IMAGE_TYPE",
     "SEQUENCE_TOPIC", "header_message",
     "INSTANCES_TYPE", "MODEL_INFO_TYPE", "STORAGES", "bag_custom_data", "bag_duration_ns", "bag_topics", "image_message", "instance_array_message",
-    "instances_from_message", "model_info_message", "read_messages", "typestore", "write_dataset_bag",
+    "instance_types", "model_info_message", "read_messages", "typestore", "write_dataset_bag",
 ]
 
 IMAGE_TOPIC = "/camera/image_raw"
@@ -109,35 +108,18 @@ def image_message(rgb: np.ndarray, stamp: int, frame_id: str = "camera") -> Any:
         step=width * 3, data=np.ascontiguousarray(rgb).reshape(-1))
 
 
-class InstanceLike(Protocol):
-    """What the tracker hands out per instance (tracking.tracker.TrackedInstance has these)."""
-
-    track_id: int
-    class_id: int
-    score: float
-    mask: np.ndarray
+def instance_types() -> MessageTypes:
+    """The typestore's classes for ``messages.instances.instance_array``."""
+    types = typestore().types
+    return MessageTypes(types[INSTANCES_TYPE], types["mobileinst_ros/msg/Instance"],
+                        types["sensor_msgs/msg/RegionOfInterest"])
 
 
 def instance_array_message(stamp: int, height: int, width: int, instances: Iterable[InstanceLike],
-                           class_names: list[str], frame_id: str = "camera", is_keyframe: bool = False,
-                           latency_ms: float = 0.0) -> Any:
-    """An InstanceArray of full-image boolean masks (height, width), bboxes recomputed from the masks."""
-    types = typestore().types
-    messages = []
-    for inst in instances:
-        if inst.mask.shape != (height, width):
-            raise ValueError(f"track {inst.track_id}: mask shape {inst.mask.shape} is not {(height, width)}")
-        x, y, w, h = mask_bbox(inst.mask)
-        class_id = int(inst.class_id)
-        if not 0 <= class_id < len(class_names):
-            raise ValueError(f"track {inst.track_id}: class_id {class_id} outside the {len(class_names)} classes")
-        roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=x, y_offset=y, height=h, width=w,
-                                                        do_rectify=False)
-        messages.append(types["mobileinst_ros/msg/Instance"](
-            track_id=int(inst.track_id), class_id=class_id, class_name=class_names[class_id],
-            score=float(inst.score), bbox=roi, mask_rle=encode_mask(inst.mask)))
-    return types[INSTANCES_TYPE](header=header_message(stamp, frame_id), height=height, width=width,
-                                 is_keyframe=is_keyframe, latency_ms=float(latency_ms), instances=messages)
+                           class_names: list[str], frame_id: str = "camera", **fields: Any) -> Any:
+    """``messages.instances.instance_array`` as a rosbags message with a header stamped ``stamp`` ns."""
+    return instance_array(instance_types(), header_message(stamp, frame_id), height, width, instances, class_names,
+                          **fields)
 
 
 def model_info_message(stamp: int, class_names: list[str], model_name: str, input_size: tuple[int, int] = (0, 0),
@@ -146,37 +128,6 @@ def model_info_message(stamp: int, class_names: list[str], model_name: str, inpu
     return typestore().types[MODEL_INFO_TYPE](
         header=header_message(stamp, ""), model_name=model_name, class_names=list(class_names),
         input_height=input_size[0], input_width=input_size[1], keyframe_interval=keyframe_interval)
-
-
-@dataclass(frozen=True)
-class BagInstance:
-    """One instance read from an InstanceArray; ``rle`` is COCO uncompressed RLE (column-major)."""
-
-    track_id: int
-    class_id: int
-    class_name: str
-    score: float
-    rle: np.ndarray
-    height: int
-    width: int
-
-    def mask(self) -> np.ndarray:
-        """The boolean (height, width) mask."""
-        return decode_mask(self.rle, self.height, self.width)
-
-
-def instances_from_message(msg: Any) -> list[BagInstance]:
-    """The instances of an InstanceArray (a rosbags or an rclpy message); checks each mask's size."""
-    height, width = int(msg.height), int(msg.width)
-    out = []
-    for inst in msg.instances:
-        rle = np.asarray(inst.mask_rle, dtype=np.uint32)
-        if int(rle.sum(dtype=np.int64)) != height * width:
-            raise ValueError(f"track {inst.track_id}: mask_rle sums to {int(rle.sum(dtype=np.int64))}, "
-                             f"expected height*width = {height}*{width}")
-        out.append(BagInstance(int(inst.track_id), int(inst.class_id), str(inst.class_name),
-                               float(inst.score), rle, height, width))
-    return out
 
 
 class BagWriter:

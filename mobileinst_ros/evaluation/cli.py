@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="new result directory")
     run.add_argument("--mode", choices=("offline", "live"), default="offline",
                      help="offline: every frame in turn; live: the bag played at its rate through the node")
-    run.add_argument("--keyframe-interval", "-T", type=int, default=3)
+    run.add_argument("--keyframe-interval", "-T", type=int, help="T (default: the tracker's)")
     run.add_argument("--keyframe-intervals", type=_intervals, help="a sweep, e.g. 1,2,3 (overrides -T)")
     run.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
     run.add_argument("--resolution", help="model resolution WxH among the exported ones")
@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_run_args(args: argparse.Namespace) -> None:
-    if args.keyframe_interval < 1 or args.threads < 1 or args.fps <= 0 or args.rate <= 0:
+    if (args.keyframe_interval is not None and args.keyframe_interval < 1) or args.threads < 1 or args.fps <= 0 or args.rate <= 0:
         raise InputError("--keyframe-interval and --threads must be >= 1, --fps and --rate positive")
     if args.max_frames is not None and (args.max_frames < 1 or args.mode == "live"):
         raise InputError(f"--max-frames must be >= 1 and is for offline mode (got {args.max_frames}, {args.mode})")
@@ -140,7 +140,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _check_run_args(args)
     engine, source = _engine_and_source(args)
     if not args.keyframe_intervals:
-        _run_one(args, engine, source, args.keyframe_interval, args.out)
+        from mobileinst_ros.tracking.tracker import KernelTracker
+
+        interval = args.keyframe_interval or KernelTracker(engine).keyframe_interval
+        _run_one(args, engine, source, interval, args.out)
         return 0
     results = [(t, _run_one(args, engine, source, t, args.out / f"T{t}")) for t in args.keyframe_intervals]
     write_sweep_report(args.out, results)

@@ -2,7 +2,7 @@
 
 Three processes besides this one, on a ROS domain of their own (loopback discovery, the package's
 Fast DDS profile): the node (``python -m mobileinst_ros.node.mobileinst_node``), and the player and
-recorder of ``mobileinst_ros.replay`` (which wait for each other and the node by publisher and
+recorder of ``mobileinst_ros.replay.bag_replay`` (which wait for each other and the node by publisher and
 subscription counts). The node keeps only the newest image, so a slow model drops frames exactly as
 it would on a robot; a frame whose InstanceArray never arrives counts as dropped. End-to-end latency
 is the recorder's receive time minus the player's send time (one host, one clock).
@@ -22,7 +22,8 @@ from mobileinst_ros.data import bags
 from mobileinst_ros.evaluation.records import FrameRecord, RunRecord, SequenceRecord
 from mobileinst_ros.evaluation.results_bag import MODEL_INFO_TOPIC, PREDICTIONS_TOPIC, detections_from_message
 from mobileinst_ros.evaluation.sources import COMPRESSED_IMAGE_TYPE, InputError, Source
-from mobileinst_ros.replay import NodeProcess, ReplayError, ReplayResult, isolated_env, replay
+from mobileinst_ros.replay.bag_replay import ReplayError, ReplayResult, replay
+from mobileinst_ros.replay.node_process import NodeProcess, isolated_env, node_ros_args
 
 __all__ = ["LiveError", "run_live"]
 
@@ -117,7 +118,7 @@ def run_live(source: Source, model: Path, info: dict, work_dir: Path, precision:
         raise InputError(f"{recording} already exists; choose a new --out")
     env = isolated_env(domain_id)
     params, topic = _node_params(source, model, int(info["keyframe_interval"]), precision, threads, resolution)
-    with NodeProcess(params, topic, log_path, env, error=LiveError) as node:
+    with NodeProcess(log_path, node_ros_args(params, topic), env, error=LiveError) as node:
         result = _replay_with_progress(source, recording, env, rate, progress)
         node.check_running()
     run = _assemble(source, info, result, recording)

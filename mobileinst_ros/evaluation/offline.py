@@ -13,19 +13,13 @@ from tqdm import tqdm
 
 from mobileinst_ros.evaluation.records import Detection, FrameRecord, RunRecord, SequenceRecord, compress_mask
 from mobileinst_ros.evaluation.sources import Source
+from mobileinst_ros.messages.instances import InstanceLike
 
 __all__ = ["FrameProcessor", "run_offline"]
 
 
-class _Instance(Protocol):
-    track_id: int
-    class_id: int
-    score: float
-    mask: np.ndarray
-
-
 class _Frame(Protocol):
-    instances: list[_Instance]
+    instances: list[InstanceLike]
     is_keyframe: bool
     latency_ms: float
     timings_ms: dict[str, float]

@@ -2,7 +2,7 @@
 
 Plots (matplotlib, Agg): latency over time (keyframes marked), latency histogram, AP per class; for a
 sweep over keyframe intervals, AP and latency against T. The overlay video draws the predictions on
-the input frames with the node's own overlay (``node/overlay.py``).
+the input frames with the node's own overlay (``mobileinst_ros/overlay.py``).
 """
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def _markdown(summary: dict, plots: list[str], video: str | None) -> str:
 
 def write_overlay_video(source: Source, run: RunRecord, path: Path, fps: float, max_frames: int) -> int:
     """Draw each recorded frame's predictions on the source images; return the frames written."""
-    from mobileinst_ros.node.overlay import draw_overlay
+    from mobileinst_ros.overlay import draw_overlay
 
     records = {(s.name, f.stamp_ns): f for s in run.sequences for f in s.frames}
     writer = None

@@ -19,6 +19,7 @@ import numpy as np
 from mobileinst_ros.data import bags
 from mobileinst_ros.data.ytvis import VideoDataset, load_ytvis
 from mobileinst_ros.evaluation.records import Detection, compress_counts, compress_mask
+from mobileinst_ros.messages.instances import decode_instances
 
 __all__ = ["COMPRESSED_IMAGE_TYPE", "InputError", "Source", "SourceFrame", "message_detections", "open_source"]
 
@@ -64,7 +65,7 @@ class Source:
         yield from itertools.groupby(self._bag_frames(), key=lambda f: names.get(f.stamp_ns, self.path.name))
 
     def _bag_frames(self) -> Iterator[SourceFrame]:
-        from mobileinst_ros.node.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+        from mobileinst_ros.messages.images import ImageConversionError, compressed_to_rgb, image_to_rgb
 
         topics = bags.bag_topics(self.path)
         image_type = topics[self.image_topic][0]
@@ -129,7 +130,7 @@ def message_detections(msg: Any, class_names: list[str], path: Path, topic: str,
     (matched by name), and the class names it has that are not among them (their instances left out).
     ``score``: every detection's score (ground truth: 1.0); None keeps the message's."""
     try:
-        instances = bags.instances_from_message(msg)
+        instances = decode_instances(msg)
     except ValueError as error:
         raise InputError(f"{path}: {topic} at stamp {bags.stamp_ns(msg.header)} ns: {error}") from None
     detections, unknown = [], []

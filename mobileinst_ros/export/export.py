@@ -33,7 +33,7 @@ import torch
 import yaml
 from torch import nn
 
-from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, parse_resolution
+from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MODEL_DEFAULTS, parse_resolution
 
 __all__ = ["ExportError", "Parity", "load_checkpoint", "export_graphs", "export_model", "check_parity", "main"]
 
@@ -326,8 +326,7 @@ def export_model(model: nn.Module, classes: list[str], out: str | Path, resoluti
         probe = _session(staging / folders[resolutions[0]] / "instance_decoder.onnx")
         shapes = {o.name: tuple(o.shape) for o in probe.get_outputs()}
         spec = _model_yaml(classes, shapes, folders, info, report,
-                           defaults or {"score_threshold": 0.3, "mask_threshold": 0.5, "max_instances": 10,
-                                        "resize": "letterbox"})
+                           {**MODEL_DEFAULTS, **(defaults or {})})
         (staging / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         sizes = {str(p.relative_to(staging)): p.stat().st_size for p in staging.rglob("*.onnx")}
         (staging / "MODEL_CARD.md").write_text(_model_card(out.name, spec, info, sizes))
@@ -349,9 +348,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"WxH, repeatable (default: {' '.join(DEFAULT_RESOLUTIONS)})")
     parser.add_argument("--layout", choices=("auto", "shared", "per-resolution"), default="auto",
                         help="one graph set for all resolutions (shared) or one per resolution")
-    parser.add_argument("--score-threshold", type=float, default=0.3)
-    parser.add_argument("--mask-threshold", type=float, default=0.5)
-    parser.add_argument("--max-instances", type=int, default=10)
+    parser.add_argument("--score-threshold", type=float, default=MODEL_DEFAULTS["score_threshold"])
+    parser.add_argument("--mask-threshold", type=float, default=MODEL_DEFAULTS["mask_threshold"])
+    parser.add_argument("--max-instances", type=int, default=MODEL_DEFAULTS["max_instances"])
     return parser.parse_args(argv)
 
 
@@ -365,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ExportError(f"resolutions {bad}: width and height must be multiples of 32")
         model, classes, info = load_checkpoint(args.checkpoint)
         defaults = {"score_threshold": args.score_threshold, "mask_threshold": args.mask_threshold,
-                    "max_instances": args.max_instances, "resize": "letterbox"}
+                    "max_instances": args.max_instances}
         report = export_model(model, classes, args.out, resolutions, info, defaults, args.layout)
     except (ExportError, ValueError) as err:
         print(f"mobileinst-export: error: {err}", file=sys.stderr)

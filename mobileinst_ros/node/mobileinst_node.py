@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -39,24 +40,26 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import MessageInfo
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 
 from mobileinst_ros.msg import InstanceArray, ModelInfo
-from mobileinst_ros.node.conversions import instance_array_msg
 from mobileinst_ros.node.diagnostics import FrameStats, SequenceGaps, WarningLimiter, diagnostic_status
-from mobileinst_ros.node.image_conversion import (ImageConversionError, compressed_to_rgb, image_to_rgb,
+from mobileinst_ros.messages.images import (ImageConversionError, compressed_to_rgb, image_to_rgb,
                                                   labels_to_image_msg, rgb_to_image_msg)
-from mobileinst_ros.node.overlay import draw_overlay, label_image
+from mobileinst_ros.messages.instances import instance_array, rclpy_types
+from mobileinst_ros.overlay import draw_overlay, label_image
 from mobileinst_ros.node.parameters import LIVE, check_value, declare_parameters, read_parameters
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.tracking.tracker import KernelTracker
 
-__all__ = ["MobileInstNode", "default_model_dir", "main"]
+__all__ = ["MobileInstNode", "ShutdownSignals", "default_model_dir", "main"]
 
 NODE_NAME = "mobileinst"
 IMAGE_TOPIC = "image"  # relative: remap it to the camera topic
+SIGNAL_POLL_S = 0.1
 WARN_PERIOD_S = 10.0  # at most one warning per kind of bad input per this many seconds
 # Reliable so that every subscriber can match (a reliable reader never matches a best-effort writer).
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -349,8 +352,9 @@ class MobileInstNode(LifecycleNode):
                      if pipeline.labels is None or pipeline.engine.class_names[i.class_id] in pipeline.labels]
         header = frame.msg.header
         height, width = rgb.shape[:2]
-        self._outputs["instances"].publish(instance_array_msg(
-            header, height, width, instances, pipeline.engine.class_names, result.is_keyframe, result.latency_ms))
+        self._outputs["instances"].publish(instance_array(
+            rclpy_types(), header, height, width, instances, pipeline.engine.class_names, result.is_keyframe,
+            result.latency_ms))
         latency_ms = (time.monotonic() - frame.arrival) * 1e3
         stamped = header.stamp.sec != 0 or header.stamp.nanosec != 0
         age_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6 if stamped else None
@@ -398,10 +402,35 @@ class MobileInstNode(LifecycleNode):
         self._outputs["diagnostics"].publish(array)
 
 
+class ShutdownSignals:
+    """SIGINT and SIGTERM ask the node to shut down; the handler only sets ``requested``, so a signal can
+    never raise in the middle of shutdown (rclpy's own handlers would raise KeyboardInterrupt in
+    whatever the main thread runs: joining the worker, uninstalling the handlers). ``ignore`` then
+    makes the process deaf to both for the rest of the shutdown: ``ros2 launch`` without a terminal
+    sends SIGINT twice (to the node and to its process group), and more may follow."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.requested.set()
+
+    def ignore(self) -> None:
+        for signum in self.SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the node until shut down (Ctrl-C, SIGTERM); with ``autostart`` configure and activate first.
+    """Run the node until SIGINT or SIGTERM (exit 0); with ``autostart`` configure and activate first.
     Exit status 1 when a parameter is invalid or the node cannot configure or activate."""
-    rclpy.init(args=sys.argv if argv is None else ["mobileinst_node", *argv])
+    signals = ShutdownSignals()  # before rclpy.init, which is told to install no handlers of its own
+    rclpy.init(args=sys.argv if argv is None else ["mobileinst_node", *argv],
+               signal_handler_options=SignalHandlerOptions.NO)
+    node = None
     try:
         try:
             node = MobileInstNode()
@@ -416,12 +445,17 @@ def main(argv: list[str] | None = None) -> int:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
+            # The timeout bounds how long a signal waits for the main thread (Python runs handlers there).
+            while not signals.requested.is_set():
+                executor.spin_once(timeout_sec=SIGNAL_POLL_S)
+        except ExternalShutdownException:
             pass
-        node._stop_processing()
         return 0
     finally:
+        signals.ignore()  # shutdown has begun: nothing may interrupt it now
+        if node is not None:
+            node._stop_processing()
+            node.destroy_node()
         rclpy.try_shutdown()
 
 

@@ -143,10 +143,10 @@ class Engine:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.spec: ModelSpec = load_spec(model_dir)
         d = self.spec.defaults
-        self.score_threshold = float(score_threshold if score_threshold is not None else d.get("score_threshold", 0.3))
-        self.mask_threshold = float(mask_threshold if mask_threshold is not None else d.get("mask_threshold", 0.5))
-        self.max_instances = int(max_instances if max_instances is not None else d.get("max_instances", 10))
-        self.resize = resize or d.get("resize", "letterbox")
+        self.score_threshold = float(score_threshold if score_threshold is not None else d["score_threshold"])
+        self.mask_threshold = float(mask_threshold if mask_threshold is not None else d["mask_threshold"])
+        self.max_instances = int(max_instances if max_instances is not None else d["max_instances"])
+        self.resize = resize or d["resize"]
         make_geometry((1, 1), (1, 1), self.resize)  # reject a bad mode now, not on the first frame
         self.precision = precision
         self.threads = threads

@@ -32,10 +32,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
+__all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "MODEL_DEFAULTS", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
            "expected_shapes"]
 
 FORMAT = "mobileinst-onnx-1"
+# The post-processing defaults mobileinst-export writes into model.yaml (its --score-threshold etc.);
+# keys a model.yaml lacks take these. The node's parameters and the engine's arguments override them.
+MODEL_DEFAULTS: dict[str, Any] = {"score_threshold": 0.3, "mask_threshold": 0.5, "max_instances": 10,
+                                  "resize": "letterbox"}
 GRAPHS = ("shallow", "deep", "mask_decoder", "instance_decoder")
 # graph role -> (input names, output names); the engine and the exporter share this contract
 GRAPH_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -61,7 +65,7 @@ class ModelSpec:
     mask_stride: int
     kernel_dim: int
     num_queries: int
-    defaults: dict[str, Any]
+    defaults: dict[str, Any]  # MODEL_DEFAULTS updated with model.yaml's
     graphs: dict[tuple[int, int], dict[str, dict[str, Path]]]
     raw: dict[str, Any]
 
@@ -152,7 +156,7 @@ def load_spec(model_dir: str | Path) -> ModelSpec:
         mask_stride=_require(raw, "mask_stride", int, where),
         kernel_dim=_require(raw, "kernel_dim", int, where),
         num_queries=_require(raw, "num_queries", int, where),
-        defaults=dict(raw.get("defaults") or {}),
+        defaults={**MODEL_DEFAULTS, **(raw.get("defaults") or {})},
         graphs=graphs,
         raw=raw,
     )

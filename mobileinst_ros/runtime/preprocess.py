@@ -40,7 +40,7 @@ class Geometry:
 
 def check_rgb8(image: np.ndarray) -> np.ndarray:
     """Accept RGB uint8 (H, W, 3) and grayscale uint8 (H, W) or (H, W, 1); reject everything else with a
-    message that says how to convert it (ROS images: ``node.image_conversion.image_to_rgb``).
+    message that says how to convert it (ROS images: ``messages.images.image_to_rgb``).
     Returns RGB uint8 (H, W, 3)."""
     if not isinstance(image, np.ndarray):
         raise ImageError(f"expected a numpy array (H, W, 3) RGB uint8, got {type(image).__name__}")

@@ -1,7 +1,7 @@
 """Node overhead next to model time: what mobileinst_node adds to each frame (image conversion, mask RLE
 encoding into an InstanceArray, CDR serialisation as publishing does) against ``tracker.process``.
 
-    python -m mobileinst_ros.node.benchmark [--model models/default] [--frames 60] [--size 640x480]
+    python -m mobileinst_ros.bench.node_overhead [--model models/default] [--frames 60] [--size 640x480]
 
 Frames are a synthetic video (mobileinst-synth) arriving as bgr8 sensor_msgs/Image, the common
 camera encoding that needs a colour conversion. When the model finds no instances (untrained weights),
@@ -25,8 +25,8 @@ from std_msgs.msg import Header
 
 from mobileinst_ros.data.synth import write_dataset
 from mobileinst_ros.data.ytvis import load_ytvis
-from mobileinst_ros.node.conversions import instance_array_msg
-from mobileinst_ros.node.image_conversion import image_to_rgb
+from mobileinst_ros.messages.images import image_to_rgb
+from mobileinst_ros.messages.instances import instance_array, rclpy_types
 from mobileinst_ros.node.mobileinst_node import default_model_dir
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.runtime.model_dir import parse_resolution
@@ -68,7 +68,7 @@ def measure(model: Path, size: tuple[int, int], count: int, threads: int = 1) ->
             stand_in += 1
             instances = ground_truth
         t3 = time.perf_counter()
-        out = instance_array_msg(Header(), size[1], size[0], instances, engine.class_names)
+        out = instance_array(rclpy_types(), Header(), size[1], size[0], instances, engine.class_names)
         t4 = time.perf_counter()
         serialize_message(out)
         t5 = time.perf_counter()
@@ -85,7 +85,7 @@ def measure(model: Path, size: tuple[int, int], count: int, threads: int = 1) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mobileinst_ros.node.benchmark", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mobileinst_ros.bench.node_overhead", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", default="640x480", help="camera image size WxH")

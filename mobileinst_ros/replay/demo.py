@@ -4,7 +4,7 @@
 2. starts ``mobileinst_node`` in its own process with the shipped model, on a ROS domain of its own
    on loopback (nothing outside this machine sees it) with the package's Fast DDS profile;
 3. plays the bag's camera topic through real ROS topics at its recorded rate and records the node's
-   InstanceArrays, ModelInfo and /diagnostics, each in its own process (``mobileinst_ros.replay``);
+   InstanceArrays, ModelInfo and /diagnostics, each in its own process (``replay.bag_replay``);
 4. writes an overlay video (each camera image with the masks, track ids, classes and scores the node
    published for it) and a summary JSON, and prints where they are.
 
@@ -24,15 +24,16 @@ import numpy as np
 
 from mobileinst_ros.data import bags
 from mobileinst_ros.data.synth import write_dataset
-from mobileinst_ros.node.conversions import decode_instance_masks
+from mobileinst_ros.messages.instances import decode_instance_masks
 from mobileinst_ros.node.mobileinst_node import NODE_NAME, default_model_dir
-from mobileinst_ros.node.overlay import draw_overlay
-from mobileinst_ros.replay import NodeProcess, ReplayError, isolated_env, replay
+from mobileinst_ros.overlay import draw_overlay
+from mobileinst_ros.replay.bag_replay import ReplayError, replay
+from mobileinst_ros.replay.node_process import NodeProcess, isolated_env, node_ros_args
 from mobileinst_ros.runtime.model_dir import ModelLoadError, load_spec
 
 __all__ = ["main"]
 
-PARAMS_FILE = Path(__file__).resolve().parents[1] / "config" / "mobileinst.yaml"
+PARAMS_FILE = Path(__file__).resolve().parents[2] / "config" / "mobileinst.yaml"
 INSTANCES_TOPIC = f"/{NODE_NAME}/instances"
 MODEL_INFO_TOPIC = f"/{NODE_NAME}/model_info"
 DIAGNOSTICS_TOPIC = "/diagnostics"
@@ -77,7 +78,7 @@ def _run_node_on_bag(model: Path, bag: Path, out: Path, args: argparse.Namespace
     if args.keyframe_interval is not None:
         params["keyframe_interval"] = args.keyframe_interval
     params_file = PARAMS_FILE if PARAMS_FILE.is_file() else None
-    with NodeProcess(params, bags.IMAGE_TOPIC, log, env, params_file=params_file, error=DemoError) as node:
+    with NodeProcess(log, node_ros_args(params, bags.IMAGE_TOPIC, params_file), env, error=DemoError) as node:
         _say(f"mobileinst_node is active (ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}, log {log}); "
              f"playing the bag at its recorded rate ...")
         topics = {INSTANCES_TOPIC: bags.INSTANCES_TYPE, MODEL_INFO_TOPIC: bags.MODEL_INFO_TYPE,

@@ -1,12 +1,13 @@
 """Play a rosbag2 through real ROS topics and record what comes back, each in its own process.
 
 This is ``ros2 bag play`` + ``ros2 bag record`` for machines without rosbag2_py: the demo and the
-evaluation tool's live mode use it to feed a running ``mobileinst_node`` (started with ``NodeProcess``
-on a ROS domain of its own, ``isolated_env``) and keep its output.
+evaluation tool's live mode use it to feed a running ``mobileinst_node`` (started with
+``node_process.NodeProcess`` on a ROS domain of its own, ``isolated_env``) and keep its output.
 
 Python API (one call)::
 
-    from mobileinst_ros.replay import replay, fastdds_env
+    from mobileinst_ros.replay.bag_replay import replay
+    from mobileinst_ros.replay.node_process import fastdds_env
     result = replay("runs/demo/input_bag", "runs/demo/output_bag",
                     play_topics=["/camera/image_raw"],
                     record_topics={"/mobileinst/instances": "mobileinst_ros/msg/InstanceArray",
@@ -24,8 +25,8 @@ stamps. Raises ``ReplayError`` with the child's last error line when a process f
 
 Command line (what ``replay`` runs; also usable by hand)::
 
-    python -m mobileinst_ros.replay play BAG --topic /camera/image_raw [--rate 1] [--reliable]
-    python -m mobileinst_ros.replay record OUT_BAG --topic /mobileinst/instances=mobileinst_ros/msg/InstanceArray
+    python -m mobileinst_ros.replay.bag_replay play BAG --topic /camera/image_raw [--rate 1] [--reliable]
+    python -m mobileinst_ros.replay.bag_replay record OUT_BAG --topic /mobileinst/instances=mobileinst_ros/msg/InstanceArray
 
 The player prints ``sent <stamp_ns> <send_ns>`` per message, the recorder ``ready`` once its topics
 have publishers and ``got <topic> <stamp_ns>`` per message; both stop cleanly on SIGINT.
@@ -33,9 +34,7 @@ have publishers and ``got <topic> <stamp_ns>`` per message; both stop cleanly on
 from __future__ import annotations
 
 import argparse
-import os
 import queue
-import random
 import signal
 import subprocess
 import sys
@@ -46,9 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReplayError", "ReplayResult", "replay", "fastdds_env", "isolated_env", "NodeProcess", "FASTDDS_PROFILE"]
+from mobileinst_ros.replay.node_process import fastdds_env
 
-FASTDDS_PROFILE = Path(__file__).resolve().parents[1] / "config" / "fastdds_profile.xml"
+__all__ = ["ReplayError", "ReplayResult", "replay"]
+
 _MESSAGE_CLASSES = {
     "sensor_msgs/msg/Image": ("sensor_msgs.msg", "Image"),
     "sensor_msgs/msg/CompressedImage": ("sensor_msgs.msg", "CompressedImage"),
@@ -57,8 +57,6 @@ _MESSAGE_CLASSES = {
     "diagnostic_msgs/msg/DiagnosticArray": ("diagnostic_msgs.msg", "DiagnosticArray"),
 }
 _LINGER_S = 0.5  # the player stays this long after its last message so that it is delivered
-NODE_MODULE = "mobileinst_ros.node.mobileinst_node"
-NODE_READY_TIMEOUT_S = 120.0
 
 
 class ReplayError(RuntimeError):
@@ -75,82 +73,6 @@ class ReplayResult:
     received: dict[str, int] = field(default_factory=dict)
 
 
-def fastdds_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default os.environ) with the package's Fast DDS profile (16 MiB shared-memory segments,
-    so that camera images are not lost on one host) unless FASTDDS_DEFAULT_PROFILES_FILE is already set."""
-    env = dict(os.environ if base is None else base)
-    if not env.get("FASTDDS_DEFAULT_PROFILES_FILE") and FASTDDS_PROFILE.is_file():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
-    return env
-
-
-def isolated_env(domain_id: int | None = None, domains: tuple[int, int] = (1, 100)) -> dict[str, str]:
-    """``fastdds_env()`` on a ROS domain of its own (``domain_id``, default a random one in ``domains``) with
-    loopback discovery: parallel runs and a robot's own graph cannot cross-talk with this one."""
-    env = fastdds_env()
-    env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else random.SystemRandom().randint(*domains))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    return env
-
-
-class NodeProcess:
-    """``mobileinst_node`` in its own process (own session: the caller's Ctrl-C reaches it once, through
-    ``stop``), its output in ``log``. As a context manager: entering starts it and waits until it says it
-    is active, failing early with its last log line when it exits (bad model, bad parameter); leaving
-    stops it with SIGINT. Failures raise ``error`` (the caller's exception class)."""
-
-    def __init__(self, params: Mapping[str, object], image_topic: str, log: Path, env: Mapping[str, str], *,
-                 params_file: Path | None = None, error: type[Exception] = ReplayError,
-                 ready_timeout_s: float = NODE_READY_TIMEOUT_S) -> None:
-        ros_args = ["--params-file", str(params_file)] if params_file is not None else []
-        ros_args += [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
-        self.command = [sys.executable, "-m", NODE_MODULE, "--ros-args", *ros_args, "-r", f"image:={image_topic}"]
-        self.log, self.env, self.error, self.ready_timeout_s = Path(log), dict(env), error, ready_timeout_s
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> NodeProcess:
-        with open(self.log, "w") as stream:
-            self.process = subprocess.Popen(self.command, stdout=stream, stderr=subprocess.STDOUT, env=self.env,
-                                            start_new_session=True)
-        try:
-            self.wait_until_active()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def last_line(self) -> str:
-        lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
-        return lines[-1] if lines else "(no output)"
-
-    def wait_until_active(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout_s
-        while ": active: " not in self.log.read_text(errors="replace"):
-            if self.process.poll() is not None:
-                raise self.error(f"mobileinst_node exited with status {self.process.returncode}: {self.last_line()}")
-            if time.monotonic() > deadline:
-                raise self.error(f"mobileinst_node not active after {self.ready_timeout_s:.0f} s: {self.last_line()}")
-            time.sleep(0.1)  # polling the node's log file for its own report, not waiting for discovery
-
-    def check_running(self) -> None:
-        """Raise ``error`` if the node has exited (call after the replay)."""
-        if self.process.poll() is not None:
-            raise self.error(f"mobileinst_node exited during the replay (status {self.process.returncode}): "
-                             f"{self.last_line()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def _message_class(msgtype: str) -> Any:
     if msgtype not in _MESSAGE_CLASSES:
         raise ValueError(f"cannot replay or record {msgtype}; supported: {', '.join(sorted(_MESSAGE_CLASSES))}")
@@ -165,7 +87,7 @@ class _Child:
     def __init__(self, args: list[str], env: Mapping[str, str], what: str) -> None:
         self.what = what
         self.lines: queue.Queue[str | None] = queue.Queue()
-        self.process = subprocess.Popen([sys.executable, "-m", "mobileinst_ros.replay", *args], env=dict(env),
+        self.process = subprocess.Popen([sys.executable, "-m", "mobileinst_ros.replay.bag_replay", *args], env=dict(env),
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._stderr: list[str] = []
         threading.Thread(target=self._pump, args=(self.process.stdout, self.lines.put), daemon=True).start()
@@ -406,7 +328,7 @@ def _header_stamp(data: bytes, cls: Any) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mobileinst_ros.replay", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mobileinst_ros.replay.bag_replay", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     play = sub.add_parser("play", help="publish a bag's topics at the recorded rate")
     play.add_argument("bag", type=Path)

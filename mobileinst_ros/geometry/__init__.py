@@ -1,0 +1,1 @@
+"""3D from the camera: depth fusion (numpy only, no ROS)."""
