@@ -15,6 +15,7 @@ setup(
     entry_points={
         "console_scripts": [
             "mobileinst-synth = mobileinst_ros.data.synth:main",
+            "mobileinst-autolabel = mobileinst_ros.autolabel.cli:main",
             "mobileinst-train = mobileinst_ros.training.train:main",
             "mobileinst-export = mobileinst_ros.export.export:main",
             "mobileinst-quantize = mobileinst_ros.export.quantize:main",
