@@ -101,7 +101,7 @@ class FrameSource:
 
     def _bag_frames(self) -> Iterator[tuple[int, np.ndarray]]:
         from mobileinst_ros.data import bags
-        from mobileinst_ros.node.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+        from mobileinst_ros.messages.images import ImageConversionError, compressed_to_rgb, image_to_rgb
 
         try:
             topics = bags.bag_topics(self.path)
