@@ -3,6 +3,12 @@
 The worker thread records, the diagnostics timer (in the executor's thread) reads: every access holds
 ``FrameStats``'s lock. Rates cover the interval since the previous report; latency percentiles cover
 the last ``LATENCY_WINDOW`` processed frames; totals cover the whole activation.
+
+Two kinds of loss are told apart, so that a warning blames the right side: images *dropped* by the
+node (replaced in its one-slot mailbox by a newer one before it got to them: the node cannot keep up)
+and images *lost* before the node received them (gaps in the publisher's sequence numbers: transport
+loss, e.g. a camera driver without the Fast DDS profile). The camera's rate is its publishers'
+sequence numbers over the time they took to arrive, so a burst of loss revealed late does not inflate it.
 """
 from __future__ import annotations
 
@@ -10,27 +16,34 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-__all__ = ["FrameStats", "Report", "SequenceGaps", "WarningLimiter", "LATENCY_WINDOW", "diagnostic_status"]
+__all__ = ["FrameStats", "Report", "WarningLimiter", "LATENCY_WINDOW", "diagnostic_status"]
 
 LATENCY_WINDOW = 200
-# Processing "keeps up" while it drops at most this fraction of the camera's frames in an interval.
+# Processing "keeps up" while it drops at most this fraction of the images it receives in an interval;
+# the transport is fine while at most this fraction of the camera's images never arrive.
 MAX_DROP_FRACTION = 0.05
+MAX_LOSS_FRACTION = 0.05
+MAX_PUBLISHERS = 64  # forget every publisher past this many (a camera driver restarting gets a new one)
 
 
 @dataclass
 class Report:
-    """What one diagnostics message says; rates over ``interval_s``, percentiles in ms. ``input_fps``
-    counts the camera's images (received or lost), ``drop_fraction`` those not processed."""
+    """What one diagnostics message says; rates over ``interval_s``, percentiles in ms. ``camera_fps``
+    is the rate the camera published at (NaN until a publisher has sent two images), ``received_fps`` what reached the node, ``output_fps`` what it
+    processed; ``drop_fraction`` is of the received images, ``loss_fraction`` of the published ones."""
 
     interval_s: float
-    input_fps: float
+    camera_fps: float
+    received_fps: float
     output_fps: float
     drop_fraction: float
+    loss_fraction: float
     latency_p50: float
     latency_p95: float
     model_p50: float
@@ -40,24 +53,64 @@ class Report:
     totals: dict[str, int] = field(default_factory=dict)  # since activation
 
 
+@dataclass
+class _Publisher:
+    """One publisher's latest sequence number and arrival time, and those at the previous report."""
+
+    base_sequence: int
+    base_time: float
+    sequence: int
+    time: float
+
+
 class FrameStats:
     """Counters of images received, processed, dropped (replaced by a newer one before processing), lost
-    (published but never received: DDS kept only the newest while the node was busy, or transport
-    loss), rejected (not a camera frame) and failed (the model raised), and latency windows."""
+    (published but never received, from sequence gaps), rejected (not a camera frame) and failed (the
+    model raised), the camera's rate, and latency windows. ``clock`` gives monotonic seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._totals = dict.fromkeys(("received", "processed", "dropped", "lost", "rejected", "failed"), 0)
         self._marks = dict(self._totals)
-        self._mark_time = time.monotonic()
+        self._mark_time = clock()
+        self._publishers: dict[bytes, _Publisher] = {}
         self._latency = deque(maxlen=LATENCY_WINDOW)  # image arrival -> InstanceArray published
         self._model = deque(maxlen=LATENCY_WINDOW)    # tracker.process alone
         self._age = deque(maxlen=LATENCY_WINDOW)      # image header stamp -> InstanceArray published
 
     def count(self, key: str, n: int = 1) -> None:
-        """Add ``n`` to counter ``key`` (received, dropped, lost, rejected or failed)."""
+        """Add ``n`` to counter ``key`` (dropped, rejected or failed)."""
         with self._lock:
             self._totals[key] += n
+
+    def received(self, publisher: bytes | None, sequence: int | None) -> None:
+        """An image arrived from ``publisher`` (its gid) with its publication sequence number; images the
+        sequence skipped are counted as lost. Without either (an RMW that gives none), arrivals are
+        numbered here: the camera's rate is then the received rate and nothing counts as lost."""
+        now = self._clock()
+        with self._lock:
+            self._totals["received"] += 1
+            if publisher is None or not sequence:
+                publisher, sequence = b"", self._publishers[b""].sequence + 1 if b"" in self._publishers else 1
+            known = self._publishers.get(publisher)
+            if known is None or sequence <= known.sequence:  # new, or restarted: a baseline only
+                if known is None and len(self._publishers) >= MAX_PUBLISHERS:
+                    self._publishers.clear()
+                self._publishers[publisher] = _Publisher(sequence, now, sequence, now)
+                return
+            self._totals["lost"] += sequence - known.sequence - 1
+            known.sequence, known.time = sequence, now
+
+    def _camera_fps(self) -> float | None:
+        """Images published per second since the previous report, summed over publishers (None: no
+        publisher sent two images yet); moves each publisher's baseline to now. Holds the lock."""
+        rate = None
+        for p in self._publishers.values():
+            if p.time > p.base_time:
+                rate = (rate or 0.0) + (p.sequence - p.base_sequence) / (p.time - p.base_time)
+            p.base_sequence, p.base_time = p.sequence, p.time
+        return rate
 
     def processed(self, latency_ms: float, model_ms: float, age_ms: float | None) -> None:
         """One InstanceArray published; ``age_ms`` is None for an image without a stamp."""
@@ -71,37 +124,47 @@ class FrameStats:
     def report(self) -> Report:
         """Rates since the previous report (which this starts a new interval for) and current windows."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             interval = max(now - self._mark_time, 1e-9)
             delta = {key: self._totals[key] - self._marks[key] for key in self._totals}
             self._marks, self._mark_time = dict(self._totals), now
+            camera_fps = self._camera_fps()
             latency, model, age = (np.asarray(w, float) for w in (self._latency, self._model, self._age))
             totals = dict(self._totals)
 
         def pct(values: np.ndarray, q: float) -> float:
             return float(np.percentile(values, q)) if values.size else float("nan")
 
-        published = delta["received"] + delta["lost"]
-        return Report(interval, published / interval, delta["processed"] / interval,
-                      (delta["dropped"] + delta["lost"]) / published if published else 0.0,
+        received, published = delta["received"], delta["received"] + delta["lost"]
+        return Report(interval, float("nan") if camera_fps is None else camera_fps, received / interval,
+                      delta["processed"] / interval, delta["dropped"] / received if received else 0.0,
+                      delta["lost"] / published if published else 0.0,
                       pct(latency, 50), pct(latency, 95), pct(model, 50), pct(age, 50), pct(age, 95), delta, totals)
 
 
 def diagnostic_status(name: str, report: Report, info: dict[str, str], image_topic: str) -> DiagnosticStatus:
     """The node's status: OK, or WARN when no image arrived in the interval, when processing cannot keep
-    up with the camera (more than 5% of its frames dropped), or when images were rejected or failed in
-    the interval."""
+    up (more than 5% of the received images dropped), when the transport loses more than 5% of the
+    camera's images before they reach the node, or when images were rejected or failed."""
     level, message = DiagnosticStatus.OK, f"processing {report.output_fps:.1f} fps"
-    if report.input_fps == 0.0:
-        level, message = DiagnosticStatus.WARN, f"no images received on {image_topic} in {report.interval_s:.1f} s"
-    elif report.drop_fraction > MAX_DROP_FRACTION:
-        level = DiagnosticStatus.WARN
-        message = (f"cannot keep up: camera {report.input_fps:.1f} fps, processed {report.output_fps:.1f} fps, "
-                   f"{100 * report.drop_fraction:.0f}% of images dropped")
+    problems = []
+    if report.received_fps == 0.0:
+        problems.append(f"no images received on {image_topic} in {report.interval_s:.1f} s")
+    if report.drop_fraction > MAX_DROP_FRACTION:
+        problems.append(f"cannot keep up: received {report.received_fps:.1f} fps, processed "
+                        f"{report.output_fps:.1f} fps, {100 * report.drop_fraction:.0f}% of received images dropped")
+    if report.loss_fraction > MAX_LOSS_FRACTION:
+        problems.append(f"{100 * report.loss_fraction:.0f}% of the camera's images lost before reaching the node "
+                        f"(camera {report.camera_fps:.1f} fps, received {report.received_fps:.1f} fps): transport "
+                        f"loss; give the camera driver the same Fast DDS profile or use reliable QoS")
+    if problems:
+        level, message = DiagnosticStatus.WARN, "; ".join(problems)
     values = {
-        "input fps": f"{report.input_fps:.2f}",
+        "camera fps": f"{report.camera_fps:.2f}",
+        "received fps": f"{report.received_fps:.2f}",
         "output fps": f"{report.output_fps:.2f}",
         "drop rate": f"{report.drop_fraction:.3f}",
+        "loss rate": f"{report.loss_fraction:.3f}",
         "latency p50 ms": f"{report.latency_p50:.1f}",
         "latency p95 ms": f"{report.latency_p95:.1f}",
         "model p50 ms": f"{report.model_p50:.1f}",
@@ -115,26 +178,6 @@ def diagnostic_status(name: str, report: Report, info: dict[str, str], image_top
         level, message = DiagnosticStatus.WARN, f"{message}; {bad} images rejected or failed (see the log)"
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id="cpu",
                             values=[KeyValue(key=k, value=v) for k, v in values.items()])
-
-
-class SequenceGaps:
-    """Images lost before the node, from the gaps in each publisher's sequence numbers (rclpy's
-    MessageInfo); a publisher's first image only sets its baseline."""
-
-    MAX_PUBLISHERS = 64
-
-    def __init__(self) -> None:
-        self._last: dict[bytes, int] = {}
-
-    def update(self, publisher: bytes | None, sequence: int | None) -> int:
-        """How many images of ``publisher`` were skipped before this one (0 when unknown)."""
-        if publisher is None or not sequence:
-            return 0
-        last = self._last.get(publisher)
-        if last is None and len(self._last) >= self.MAX_PUBLISHERS:
-            self._last.clear()
-        self._last[publisher] = sequence
-        return max(sequence - last - 1, 0) if last is not None else 0
 
 
 class WarningLimiter:

@@ -14,8 +14,8 @@ Topics (relative names: remap them, or push the node into a namespace):
 
 Newest frame first: the subscription callback only stores the message in a one-slot mailbox; a worker
 thread outside the executor converts and runs the model on whatever is newest, so no queue grows. An
-image replaced before it was processed is counted as dropped; one its publisher sent that never arrived
-(the depth-1 reader keeps only the newest) is counted as lost, from the publisher's sequence numbers.
+image replaced before it was processed is counted as dropped (the node cannot keep up); one its
+publisher sent that never arrived is counted as lost (transport), from the publisher's sequence numbers.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 
 from mobileinst_ros.msg import InstanceArray, ModelInfo
-from mobileinst_ros.node.diagnostics import FrameStats, SequenceGaps, WarningLimiter, diagnostic_status
+from mobileinst_ros.node.diagnostics import FrameStats, WarningLimiter, diagnostic_status
 from mobileinst_ros.messages.images import (ImageConversionError, compressed_to_rgb, image_to_rgb,
                                                   labels_to_image_msg, rgb_to_image_msg)
 from mobileinst_ros.messages.instances import instance_array, rclpy_types
@@ -145,7 +145,6 @@ class MobileInstNode(LifecycleNode):
         self._lock = threading.Lock()  # the worker's processing vs. live parameter changes and teardown
         self._mailbox = _Mailbox()
         self._stats = FrameStats()
-        self._gaps = SequenceGaps()
         self._warnings = WarningLimiter(WARN_PERIOD_S)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -260,7 +259,6 @@ class MobileInstNode(LifecycleNode):
             self._image_topic = base
             self._subscription = self.create_subscription(Image, self._image_topic, self._on_image, qos)
         self._stats = FrameStats()
-        self._gaps = SequenceGaps()
         self._mailbox.clear()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="mobileinst_worker", daemon=True)
@@ -311,10 +309,8 @@ class MobileInstNode(LifecycleNode):
     # --- images -----------------------------------------------------------------------------------
     def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
         """Executor thread: store the newest image and nothing else."""
-        self._stats.count("received")
         gid = info.get("publisher_gid")
-        self._stats.count("lost", self._gaps.update(bytes(gid["data"]) if gid else None,
-                                                    info.get("publication_sequence_number")))
+        self._stats.received(bytes(gid["data"]) if gid else None, info.get("publication_sequence_number"))
         if self._mailbox.put(_Frame(msg, time.monotonic())):
             self._stats.count("dropped")
 
