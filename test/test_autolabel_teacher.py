@@ -1,0 +1,77 @@
+"""Teacher specs: a teacher runs as its spec says, and a spec or file that does not fit is named clearly."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from autolabel_scene import red_detector_spec, red_disc_frames
+from mobileinst_ros.autolabel.teacher import TeacherError, load_spec, load_teacher, ssd_anchors
+
+
+def test_the_red_detector_finds_the_disc(tmp_path: Path) -> None:
+    teacher = load_teacher(red_detector_spec(tmp_path))
+    frames, masks = red_disc_frames(3)
+    for frame, mask in zip(frames, masks):
+        det = teacher.detect(frame)
+        ys, xs = np.nonzero(mask)
+        assert len(det) == 1 and teacher.training_classes[det.labels[0]] == "disc"
+        np.testing.assert_allclose(det.boxes[0], [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=2.5)
+    assert len(teacher.detect(np.full_like(frames[0], 100))) == 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"input": None}, "'input' must be dict"),
+    ({"class_map": {"dragon": "disc"}}, "class_map names classes the teacher does not have: ['dragon']"),
+    ({"class_map": {}}, "class_map is empty"),
+    ({"decoding": {"type": "yolo9000", "boxes": "boxes", "scores": "scores"}}, "'type' is 'yolo9000'"),
+    ({"tiles": [[0, 1]]}, "tiles must be a list"),
+])
+def test_spec_errors_name_the_spec_and_the_key(tmp_path: Path, change: dict, message: str) -> None:
+    path = red_detector_spec(tmp_path, **change)
+    with pytest.raises(TeacherError, match="red.yaml") as error:
+        load_spec(path)
+    assert message in str(error.value)
+
+
+def test_missing_spec_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(TeacherError, match="nowhere.yaml: teacher spec not found"):
+        load_spec(tmp_path / "nowhere.yaml")
+    path = red_detector_spec(tmp_path, file="gone.onnx")
+    with pytest.raises(TeacherError, match="gone.onnx not found; run scripts/fetch_teachers.sh"):
+        load_teacher(path)
+
+
+def test_a_file_that_does_not_match_its_spec(tmp_path: Path) -> None:
+    cases = [
+        ({"sha256": "0" * 64}, "does not match the spec's"),
+        ({"input": {"name": "pixels", "width": 64, "height": 64}}, "no input 'pixels'"),
+        ({"input": {"name": "images", "width": 32, "height": 64}}, "has shape [1, 3, 64, 64], the spec says NCHW"),
+        ({"class_names": ["a", "b", "red thing"], "class_map": {"red thing": "disc"}}, "has 2 class columns"),
+        ({"decoding": {"type": "boxes_scores", "boxes": "bbox", "scores": "scores"}}, "no output 'bbox'"),
+    ]
+    for change, message in cases:
+        path = red_detector_spec(tmp_path, **change)
+        with pytest.raises(TeacherError, match="red.yaml: teacher file") as error:
+            load_teacher(path)
+        assert message in str(error.value)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(TeacherError, match="not a loadable ONNX model"):
+        load_teacher(red_detector_spec(tmp_path, file="junk.onnx"))
+
+
+def test_ssd_anchors_are_the_tf_generators() -> None:
+    """The Open Images SSD's 1917 anchors: 19x19x3 in the lowest layer, then 6 per cell."""
+    spec = yaml.safe_load((Path(__file__).parents[1] / "config/teachers/oid_ssd_mobilenetv2.yaml").read_text())
+    anchors = ssd_anchors(**spec["decoding"]["anchors"])
+    assert anchors.shape == (1917, 4)
+    np.testing.assert_allclose(anchors[0], [0.5 / 19, 0.5 / 19, 0.1, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(anchors[1], [0.5 / 19, 0.5 / 19, 0.2 / np.sqrt(2), 0.2 * np.sqrt(2)], rtol=1e-6)
+    # The last anchor: the 1x1 layer's interpolated scale sqrt(0.95 * 1.0), square, centred.
+    np.testing.assert_allclose(anchors[-1], [0.5, 0.5, np.sqrt(0.95), np.sqrt(0.95)], rtol=1e-6)
+
+
+def test_the_shipped_spec_is_valid() -> None:
+    spec = load_spec(Path(__file__).parents[1] / "config/teachers/oid_ssd_mobilenetv2.yaml")
+    assert len(spec.class_names) == 24 and spec.decoding["background_class"] == 0
+    assert "person" in spec.training_classes and spec.licence.startswith("Apache-2.0")
