@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent("""
     import importlib, pkgutil
     import mobileinst_ros
     # Every module of the robot side's packages, and its single modules.
-    for package in ("runtime", "tracking", "node", "messages", "geometry", "replay", "evaluation"):
+    for package in ("runtime", "tracking", "node", "messages", "geometry", "replay", "evaluation", "autolabel"):
         path = [f"{mobileinst_ros.__path__[0]}/{package}"]
         for info in pkgutil.walk_packages(path, f"mobileinst_ros.{package}."):
             importlib.import_module(info.name)
