@@ -1,9 +1,11 @@
 """Instance masks from detector boxes: OpenCV GrabCut seeded by the box, on a downscaled crop.
 
 GrabCut at full resolution costs 0.3-0.5 s a box; on a crop of the box plus a margin scaled to at most
-``max_side`` pixels it costs a few ms, and the mask is scaled back. Where GrabCut fails (an empty or
-box-filling result, which happens on low-contrast crops) the mask is the ellipse inscribed in the box, and
-the method says so: each mask carries its method name (``grabcut`` or ``ellipse``).
+``max_side`` pixels it costs a few ms, and the mask is scaled back. GrabCut fails where the box's colours
+are much like its surroundings (a crowd, low contrast): it gives the whole box to the background or to the
+object. It is then run again with the box's central core marked as certain object (``grabcut-core``), and
+where that fails too the mask is the ellipse inscribed in the box (``ellipse``). Every mask carries the name
+of the method that made it.
 
 ``resolve_overlaps`` gives each pixel claimed by several instances to the one nearest the camera (the
 lowest box bottom edge, the usual ground-plane cue), so that masks of one frame do not overlap.
@@ -13,9 +15,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["GRABCUT", "ELLIPSE", "box_mask", "ellipse_mask", "resolve_overlaps"]
+__all__ = ["GRABCUT", "GRABCUT_CORE", "ELLIPSE", "box_mask", "ellipse_mask", "resolve_overlaps"]
 
 GRABCUT = "grabcut"
+GRABCUT_CORE = "grabcut-core"  # second try, the box centre seeded as object
 ELLIPSE = "ellipse"
 
 
@@ -53,19 +56,14 @@ def box_mask(rgb: np.ndarray, box: np.ndarray, max_side: int = 96, margin: float
     rx1, ry1 = int((x1 - cx1) * scale), int((y1 - cy1) * scale)
     rx2, ry2 = int(np.ceil((x2 - cx1) * scale)), int(np.ceil((y2 - cy1) * scale))
     rx2, ry2 = min(max(rx2, rx1 + 2), sw), min(max(ry2, ry1 + 2), sh)
-    mask = np.full((sh, sw), cv2.GC_BGD, np.uint8)
-    mask[ry1:ry2, rx1:rx2] = cv2.GC_PR_FGD
-    # Where the box touches the frame edge there is no background on that side: the mask alone seeds it.
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(seed)
-    try:
-        cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), mask, None, bgd, fgd, iterations,
-                    cv2.GC_INIT_WITH_MASK)
-    except cv2.error:
-        return ellipse_mask(box, height, width), ELLIPSE
-    fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
-    fill = fg[ry1:ry2, rx1:rx2].mean() if fg[ry1:ry2, rx1:rx2].size else 0.0
-    if not min_fill <= fill <= max_fill:
+    fg = _grabcut(small, (rx1, ry1, rx2, ry2), False, iterations, seed, min_fill, max_fill)
+    method = GRABCUT
+    if fg is None:
+        # GrabCut gave the whole box to the background or to the object (crowds, low contrast): again with
+        # the box's central core marked as certain object, which holds for people and most objects.
+        fg = _grabcut(small, (rx1, ry1, rx2, ry2), True, iterations, seed, min_fill, max_fill)
+        method = GRABCUT_CORE
+    if fg is None:
         return ellipse_mask(box, height, width), ELLIPSE
     # Keep the largest component: GrabCut leaves specks of similar colour around the object.
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
@@ -80,7 +78,29 @@ def box_mask(rgb: np.ndarray, box: np.ndarray, max_side: int = 96, margin: float
     full &= clip
     if not full.any():
         return ellipse_mask(box, height, width), ELLIPSE
-    return full, GRABCUT
+    return full, method
+
+
+def _grabcut(small: np.ndarray, rect: tuple[int, int, int, int], core: bool, iterations: int, seed: int,
+             min_fill: float, max_fill: float) -> np.ndarray | None:
+    """GrabCut foreground (uint8 [h,w]) of ``small`` seeded by ``rect`` (outside: background); None when it
+    fails or its share of the rectangle is outside [min_fill, max_fill]."""
+    rx1, ry1, rx2, ry2 = rect
+    mask = np.full(small.shape[:2], cv2.GC_BGD, np.uint8)
+    mask[ry1:ry2, rx1:rx2] = cv2.GC_PR_FGD
+    if core:
+        centre = ((rx1 + rx2) // 2, (ry1 + ry2) // 2)
+        cv2.ellipse(mask, centre, (max((rx2 - rx1) // 10, 1), max((ry2 - ry1) // 4, 1)), 0, 0, 360, cv2.GC_FGD, -1)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(seed)
+    try:
+        cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return None
+    fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
+    inside = fg[ry1:ry2, rx1:rx2]
+    fill = inside.mean() if inside.size else 0.0
+    return fg if min_fill <= fill <= max_fill else None
 
 
 def resolve_overlaps(masks: list[np.ndarray], boxes: np.ndarray) -> list[np.ndarray]:

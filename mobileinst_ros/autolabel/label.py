@@ -26,7 +26,7 @@ from mobileinst_ros.autolabel.writer import DatasetWriter
 __all__ = ["DETECT_MIN_SCORE", "LabelOptions", "LabelStats", "label_source"]
 
 DETECT_MIN_SCORE = 0.05  # what the cache keeps; linking thresholds apply later
-MASKS_VERSION = 2  # part of the mask cache key: bump when box_mask changes
+MASKS_VERSION = 3  # part of the mask cache key: bump when box_mask changes
 
 
 @dataclass(frozen=True)
