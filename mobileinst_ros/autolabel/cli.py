@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -228,6 +229,8 @@ def _merge(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # A terminated run unwinds like an error, so that its temporary output directory is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "label":

@@ -36,6 +36,16 @@ def mask_bbox_xywh(mask: np.ndarray) -> list[float]:
     return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
 
 
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class DatasetWriter:
     """Collects videos, frames and tracks; ``commit()`` publishes the dataset at ``out``."""
 
@@ -45,8 +55,9 @@ class DatasetWriter:
             raise OutputExistsError(f"{self.out} already exists (pass --overwrite to replace it)")
         self.overwrite = overwrite
         self.partial = self.out.parent / f"{self.out.name}.partial-{os.getpid()}"
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
+        for stale in self.out.parent.glob(f"{self.out.name}.partial-*"):
+            if stale == self.partial or not _alive(stale.name.rsplit("-", 1)[-1]):
+                shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
         (self.partial / "JPEGImages").mkdir(parents=True)
         self.classes = list(classes)
         self.data: dict[str, Any] = {
