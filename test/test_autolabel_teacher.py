@@ -75,3 +75,34 @@ def test_the_shipped_spec_is_valid() -> None:
     spec = load_spec(Path(__file__).parents[1] / "config/teachers/oid_ssd_mobilenetv2.yaml")
     assert len(spec.class_names) == 24 and spec.decoding["background_class"] == 0
     assert "person" in spec.training_classes and spec.licence.startswith("Apache-2.0")
+
+
+def test_a_yolo_style_single_transposed_output(tmp_path: Path) -> None:
+    """An exported YOLO gives one [1, 4 + C, N] output: cx, cy, w, h in input pixels, then class scores."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    # Two candidates for 2 classes; the first is a confident class-1 box centred at (32, 16), 20x10.
+    raw = np.array([[32, 50], [16, 50], [20, 8], [10, 8], [0.1, 0.2], [0.9, 0.1]], np.float32)[None]
+    nodes = [
+        helper.make_node("Constant", [], ["raw"], value=helper.make_tensor("raw", TensorProto.FLOAT, raw.shape,
+                                                                           raw.flatten().tolist())),
+        helper.make_node("ReduceSum", ["images"], ["total"], keepdims=0),
+        helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Add", ["raw", "nothing"], ["output0"]),
+    ]
+    graph = helper.make_graph(nodes, "yolo_like",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 2])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9),
+              str(tmp_path / "yolo.onnx"))
+    spec = red_detector_spec(
+        tmp_path, file="yolo.onnx", class_names=["person", "car"], class_map={"person": "person", "car": "car"},
+        decoding={"type": "boxes_scores", "boxes": "output0", "scores": "output0", "transpose": True,
+                  "box_format": "cxcywh"})
+    teacher = load_teacher(spec)
+    det = teacher.detect(np.zeros((128, 128, 3), np.uint8), min_score=0.3)  # frame twice the input size
+    assert len(det) == 1 and teacher.training_classes[det.labels[0]] == "car"
+    np.testing.assert_allclose(det.boxes[0], [44, 22, 84, 42])
+    np.testing.assert_allclose(det.scores, [0.9])
