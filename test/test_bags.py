@@ -71,7 +71,10 @@ def test_cdr_bytes_are_rclpys_and_type_hash_matches_rosidl(tmp_path: Path) -> No
     theirs = deserialize_message(bytes(data), InstanceArray)
     assert theirs.is_keyframe and theirs.instances[1].class_name == "cat"
     assert list(theirs.instances[0].mask_rle) == list(ours.instances[0].mask_rle)
-    assert bytes(serialize_message(theirs)) == bytes(data)
+    # Same bytes, up to CDR alignment padding (rclpy's serializer leaves it uninitialised).
+    assert bytes(bags.typestore().serialize_cdr(
+        bags.typestore().deserialize_cdr(bytes(serialize_message(theirs)), bags.INSTANCES_TYPE),
+        bags.INSTANCES_TYPE)) == bytes(data)
     description = Path(sys.prefix) / "share" / "mobileinst_ros" / "msg" / "InstanceArray.json"
     hashes = json.loads(description.read_text())["type_hashes"]
     rosidl_hash = next(h["hash_string"] for h in hashes if h["type_name"] == bags.INSTANCES_TYPE)

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "mobileinst.launch.py"
 CMAKE = (ROOT / "CMakeLists.txt").read_text()
 PACKAGE = "mobileinst_ros"
-ARGUMENTS = {"namespace", "image_topic", "params_file", "model_path", "overlay"}
+ARGUMENTS = {"namespace", "image_topic", "params_file", "model_path", "overlay", "depth_fusion", "depth_topic",
+             "depth_info_topic"}
 # Imports a Jazzy/Kilted `ros2 launch` file uses, by module (the public API of launch and launch_ros).
 KNOWN_IMPORTS = {
     "launch": {"LaunchDescription"},
@@ -93,7 +94,7 @@ def test_the_node_is_the_installed_executable_with_real_parameters_and_topics() 
     for key in overrides.keys:
         assert ast.literal_eval(key) in SPEC_BY_NAME, ast.literal_eval(key)
     remapped = [ast.literal_eval(pair.elts[0]) for pair in _keyword(node, "remappings").elts]
-    assert remapped == [mobileinst_node.IMAGE_TOPIC]
+    assert remapped == [mobileinst_node.IMAGE_TOPIC, mobileinst_node.DEPTH_TOPIC, mobileinst_node.DEPTH_INFO_TOPIC]
 
 
 def test_referenced_files_exist_and_are_installed() -> None:

@@ -112,7 +112,8 @@ def instance_types() -> MessageTypes:
     """The typestore's classes for ``messages.instances.instance_array``."""
     types = typestore().types
     return MessageTypes(types[INSTANCES_TYPE], types["mobileinst_ros/msg/Instance"],
-                        types["sensor_msgs/msg/RegionOfInterest"])
+                        types["sensor_msgs/msg/RegionOfInterest"], types["geometry_msgs/msg/Point"],
+                        types["geometry_msgs/msg/Vector3"], types["builtin_interfaces/msg/Time"])
 
 
 def instance_array_message(stamp: int, height: int, width: int, instances: Iterable[InstanceLike],

@@ -7,6 +7,9 @@ type names 8UC1/3/4 and 16UC1/3/4 (read as cv_bridge does: BGR order), the four 
 16 bit, and the packed YUV formats uyvy (``yuv422``), yuyv (``yuv422_yuy2``) and nv21. 16-bit images keep
 their high byte. Anything else (depth, float, signed, unknown) raises ``ImageConversionError`` saying why
 it cannot be a camera frame; so do zero-size, truncated and oversized images.
+
+``depth_image_array`` reads aligned depth images (16UC1 / mono16 in millimetres, 32FC1 in metres)
+and ``camera_info_intrinsics`` a CameraInfo's pinhole matrix, for depth fusion.
 """
 from __future__ import annotations
 
@@ -14,11 +17,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-__all__ = ["ImageConversionError", "MAX_PIXELS", "SUPPORTED_ENCODINGS", "image_to_rgb", "compressed_to_rgb",
-           "rgb_to_image_msg", "labels_to_image_msg"]
+from mobileinst_ros.geometry.depth_fusion import Intrinsics
+
+__all__ = ["DEPTH_ENCODINGS", "ImageConversionError", "MAX_PIXELS", "SUPPORTED_ENCODINGS", "camera_info_intrinsics",
+           "compressed_to_rgb", "depth_image_array", "image_to_rgb", "labels_to_image_msg", "rgb_to_image_msg"]
 
 # 8K UHD: larger frames come from a broken driver, and decoding one would stall the node.
 MAX_PIXELS = 7680 * 4320
@@ -118,6 +123,31 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     if layout.to_rgb is None:
         return np.ascontiguousarray(pixels)
     return cv2.cvtColor(pixels, layout.to_rgb)
+
+
+# REP 118: 16-bit depth in millimetres, float depth in metres.
+DEPTH_ENCODINGS = {"16UC1": np.uint16, "mono16": np.uint16, "32FC1": np.float32}
+
+
+def depth_image_array(msg: Image) -> np.ndarray:
+    """An aligned depth Image as (height, width) uint16 millimetres or float32 metres in native byte
+    order (``geometry.depth_fusion.depth_to_metres`` reads either); honours ``step`` and
+    ``is_bigendian``. Raises ImageConversionError for another encoding or bad data."""
+    _check_size(msg.width, msg.height, "depth image")
+    dtype = DEPTH_ENCODINGS.get(msg.encoding)
+    if dtype is None:
+        raise ImageConversionError(f"depth encoding {msg.encoding!r} is not one of {', '.join(DEPTH_ENCODINGS)} "
+                                   "(REP 118: 16UC1 in mm, 32FC1 in m)")
+    itemsize = np.dtype(dtype).itemsize
+    rows = np.ascontiguousarray(_rows(msg, msg.width * itemsize, msg.height))
+    order = ">" if msg.is_bigendian else "<"
+    return rows.view(np.dtype(dtype).newbyteorder(order)).reshape(msg.height, msg.width).astype(dtype, copy=False)
+
+
+def camera_info_intrinsics(msg: CameraInfo) -> Intrinsics:
+    """The pinhole intrinsics (``k``) and image size of a CameraInfo; ValueError for an uncalibrated or
+    malformed one (zero or non-finite focal lengths, empty size)."""
+    return Intrinsics.from_k(msg.k, msg.width, msg.height)
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:

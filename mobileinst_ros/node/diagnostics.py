@@ -68,10 +68,14 @@ class FrameStats:
     (published but never received, from sequence gaps), rejected (not a camera frame) and failed (the
     model raised), the camera's rate, and latency windows. ``clock`` gives monotonic seconds."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    COUNTERS = ("received", "processed", "dropped", "lost", "rejected", "failed")
+    # With depth fusion: images given depth, images with none paired, bad depth images and camera infos.
+    DEPTH_COUNTERS = ("depth fused", "depth missing", "depth rejected", "camera info rejected")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, depth: bool = False) -> None:
         self._lock = threading.Lock()
         self._clock = clock
-        self._totals = dict.fromkeys(("received", "processed", "dropped", "lost", "rejected", "failed"), 0)
+        self._totals = dict.fromkeys(self.COUNTERS + (self.DEPTH_COUNTERS if depth else ()), 0)
         self._marks = dict(self._totals)
         self._mark_time = clock()
         self._publishers: dict[bytes, _Publisher] = {}
@@ -80,7 +84,7 @@ class FrameStats:
         self._age = deque(maxlen=LATENCY_WINDOW)      # image header stamp -> InstanceArray published
 
     def count(self, key: str, n: int = 1) -> None:
-        """Add ``n`` to counter ``key`` (dropped, rejected or failed)."""
+        """Add ``n`` to counter ``key`` (dropped, rejected, failed or a depth counter)."""
         with self._lock:
             self._totals[key] += n
 
@@ -145,7 +149,8 @@ class FrameStats:
 def diagnostic_status(name: str, report: Report, info: dict[str, str], image_topic: str) -> DiagnosticStatus:
     """The node's status: OK, or WARN when no image arrived in the interval, when processing cannot keep
     up (more than 5% of the received images dropped), when the transport loses more than 5% of the
-    camera's images before they reach the node, or when images were rejected or failed."""
+    camera's images before they reach the node, when more than 5% of the processed images found no depth
+    image to fuse (depth fusion), or when images, depth images or camera infos were rejected or failed."""
     level, message = DiagnosticStatus.OK, f"processing {report.output_fps:.1f} fps"
     problems = []
     if report.received_fps == 0.0:
@@ -157,6 +162,9 @@ def diagnostic_status(name: str, report: Report, info: dict[str, str], image_top
         problems.append(f"{100 * report.loss_fraction:.0f}% of the camera's images lost before reaching the node "
                         f"(camera {report.camera_fps:.1f} fps, received {report.received_fps:.1f} fps): transport "
                         f"loss; give the camera driver the same Fast DDS profile or use reliable QoS")
+    processed, missing = report.counts.get("processed", 0), report.counts.get("depth missing", 0)
+    if processed and missing > MAX_DROP_FRACTION * processed:
+        problems.append(f"no depth image within depth_slop for {100 * missing / processed:.0f}% of the images")
     if problems:
         level, message = DiagnosticStatus.WARN, "; ".join(problems)
     values = {
@@ -173,9 +181,9 @@ def diagnostic_status(name: str, report: Report, info: dict[str, str], image_top
         **{f"{key} total": str(value) for key, value in report.totals.items()},
         **info,
     }
-    bad = report.counts.get("rejected", 0) + report.counts.get("failed", 0)
+    bad = sum(report.counts.get(key, 0) for key in ("rejected", "failed", "depth rejected", "camera info rejected"))
     if level == DiagnosticStatus.OK and bad:
-        level, message = DiagnosticStatus.WARN, f"{message}; {bad} images rejected or failed (see the log)"
+        level, message = DiagnosticStatus.WARN, f"{message}; {bad} inputs rejected or failed (see the log)"
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id="cpu",
                             values=[KeyValue(key=k, value=v) for k, v in values.items()])
 

@@ -8,14 +8,23 @@ publishes the latched ModelInfo; *deactivate* stops both; *cleanup* frees the mo
 Topics (relative names: remap them, or push the node into a namespace):
 - in  ``image`` (sensor_msgs/Image) or ``image/compressed`` (sensor_msgs/CompressedImage), see
   ``input_transport``; sensor-data QoS (REP 2003), depth 1, reliability from ``qos_reliability``;
+- in, with ``depth_fusion``: ``depth/image`` (sensor_msgs/Image, 16UC1 mm or 32FC1 m, registered to the
+  colour image) and ``depth/camera_info`` (sensor_msgs/CameraInfo); sensor-data QoS;
 - out ``~/instances`` (mobileinst_ros/InstanceArray), one per processed image, header copied;
   ``~/model_info`` (ModelInfo, transient local); ``~/overlay`` (rgb8) and ``~/labels`` (32SC1), drawn only
-  while subscribed; ``/diagnostics``.
+  while subscribed; with ``depth_fusion`` ``~/markers`` (visualization_msgs/MarkerArray, only while
+  subscribed); ``/diagnostics``.
 
 Newest frame first: the subscription callback only stores the message in a one-slot mailbox; a worker
 thread outside the executor converts and runs the model on whatever is newest, so no queue grows. An
 image replaced before it was processed is counted as dropped (the node cannot keep up); one its
 publisher sent that never arrived is counted as lost (transport), from the publisher's sequence numbers.
+
+Depth fusion: the depth callback converts and keeps the last few depth images (with the newest camera
+info); after the model, the worker pairs the colour image with the depth image nearest in stamp within
+``depth_slop`` (waiting up to that long for one still on its way) and locates each instance
+(``geometry.depth_fusion``). No depth, bad depth or bad camera info leave the instances without 3D,
+flagged in ``position_status`` and counted in /diagnostics; the colour pipeline never waits for more.
 """
 from __future__ import annotations
 
@@ -43,13 +52,18 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import MessageInfo
 from rclpy.time import Time
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from visualization_msgs.msg import MarkerArray
 
 from mobileinst_ros.msg import InstanceArray, ModelInfo
 from mobileinst_ros.node.diagnostics import FrameStats, WarningLimiter, diagnostic_status
-from mobileinst_ros.messages.images import (ImageConversionError, compressed_to_rgb, image_to_rgb,
+from mobileinst_ros.geometry.depth_fusion import (DepthFrame, DepthPairing, InstancePosition, Intrinsics,
+                                                  PositionStatus, locate_instances)
+from mobileinst_ros.messages.images import (ImageConversionError, camera_info_intrinsics, compressed_to_rgb,
+                                            depth_image_array, image_to_rgb,
                                                   labels_to_image_msg, rgb_to_image_msg)
 from mobileinst_ros.messages.instances import instance_array, rclpy_types
+from mobileinst_ros.messages.markers import instance_markers
 from mobileinst_ros.overlay import draw_overlay, label_image
 from mobileinst_ros.node.parameters import LIVE, check_value, declare_parameters, read_parameters
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
@@ -59,6 +73,9 @@ __all__ = ["MobileInstNode", "ShutdownSignals", "default_model_dir", "main"]
 
 NODE_NAME = "mobileinst"
 IMAGE_TOPIC = "image"  # relative: remap it to the camera topic
+DEPTH_TOPIC = "depth/image"
+DEPTH_INFO_TOPIC = "depth/camera_info"
+DEPTH_QUEUE = 5  # depth images the DDS reader holds: the executor takes each at once into DepthPairing
 SIGNAL_POLL_S = 0.1
 WARN_PERIOD_S = 10.0  # at most one warning per kind of bad input per this many seconds
 # Reliable so that every subscriber can match (a reliable reader never matches a best-effort writer).
@@ -152,6 +169,10 @@ class MobileInstNode(LifecycleNode):
         self._diagnostics_timer = None
         self._outputs: dict[str, Any] = {}
         self._image_topic = ""
+        self._depth: DepthPairing | None = None  # with depth_fusion, while active
+        self._depth_subscriptions: list = []
+        self._intrinsics: Intrinsics | None = None  # from the newest valid camera info
+        self._depth_slop = 0.0
         # The tracker logs each non-finite frame through Python logging; the node reports those itself,
         # rate-limited, through its ROS logger.
         logging.getLogger("mobileinst_ros.tracking").setLevel(logging.ERROR)
@@ -189,6 +210,8 @@ class MobileInstNode(LifecycleNode):
             setattr(pipeline.tracker, name, value)
         elif name == "labels":
             pipeline.labels = frozenset(value) if value else None
+        elif name == "depth_slop":
+            self._depth_slop = value
 
     def _fill_unset_parameters(self, values: dict[str, Any]) -> None:
         """Show the defaults the model and tracker chose as the parameters' values."""
@@ -241,6 +264,8 @@ class MobileInstNode(LifecycleNode):
             self._outputs["overlay"] = self.create_lifecycle_publisher(Image, "~/overlay", DEBUG_IMAGE_QOS)
         if values["publish_labels"]:
             self._outputs["labels"] = self.create_lifecycle_publisher(Image, "~/labels", DEBUG_IMAGE_QOS)
+        if values["depth_fusion"] and values["publish_markers"]:
+            self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, "~/markers", DEBUG_IMAGE_QOS)
 
     @_guarded
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -258,7 +283,9 @@ class MobileInstNode(LifecycleNode):
         else:
             self._image_topic = base
             self._subscription = self.create_subscription(Image, self._image_topic, self._on_image, qos)
-        self._stats = FrameStats()
+        self._stats = FrameStats(depth=values["depth_fusion"])
+        if values["depth_fusion"]:
+            self._subscribe_depth(qos)
         self._mailbox.clear()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="mobileinst_worker", daemon=True)
@@ -300,6 +327,9 @@ class MobileInstNode(LifecycleNode):
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
+        for subscription in self._depth_subscriptions:
+            self.destroy_subscription(subscription)
+        self._depth_subscriptions, self._depth, self._intrinsics = [], None, None
 
     def _destroy_publishers(self) -> None:
         for publisher in self._outputs.values():
@@ -313,6 +343,53 @@ class MobileInstNode(LifecycleNode):
         self._stats.received(bytes(gid["data"]) if gid else None, info.get("publication_sequence_number"))
         if self._mailbox.put(_Frame(msg, time.monotonic())):
             self._stats.count("dropped")
+
+    # --- depth -------------------------------------------------------------------------------------
+    def _subscribe_depth(self, image_qos: QoSProfile) -> None:
+        depth_qos = QoSProfile(history=image_qos.history, depth=DEPTH_QUEUE, durability=image_qos.durability,
+                               reliability=image_qos.reliability)
+        # Best effort matches every camera-info publisher, reliable or not.
+        info_qos = QoSProfile(history=image_qos.history, depth=1, durability=image_qos.durability,
+                              reliability=ReliabilityPolicy.BEST_EFFORT)
+        self._depth = DepthPairing()
+        self._depth_slop = self.get_parameter("depth_slop").value
+        self._depth_subscriptions = [
+            self.create_subscription(Image, DEPTH_TOPIC, self._on_depth, depth_qos),
+            self.create_subscription(CameraInfo, DEPTH_INFO_TOPIC, self._on_camera_info, info_qos)]
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self._intrinsics = camera_info_intrinsics(msg)
+        except ValueError as error:
+            self._problem("camera info rejected",
+                          f"camera info on {self.resolve_topic_name(DEPTH_INFO_TOPIC)} ignored: {error}")
+
+    def _on_depth(self, msg: Image) -> None:
+        """Executor thread: convert (a few 0.1 ms) and keep; pairing happens in the worker."""
+        try:
+            depth = depth_image_array(msg)
+        except ImageConversionError as error:
+            self._problem("depth rejected", f"depth image on {self.resolve_topic_name(DEPTH_TOPIC)} skipped: {error}")
+            return
+        depth_pairing = self._depth
+        if depth_pairing is not None:
+            depth_pairing.add(DepthFrame(Time.from_msg(msg.header.stamp).nanoseconds, depth, self._intrinsics))
+
+    def _locate(self, stamp: Time, instances: list) -> tuple[list[InstancePosition], int]:
+        """Each instance's position from the depth image paired with ``stamp``, and that image's stamp (ns;
+        0 when none). Worker thread."""
+        frame = self._depth.pair(stamp.nanoseconds, self._depth_slop, wait_s=self._depth_slop)
+        intrinsics = None if frame is None else frame.intrinsics or self._intrinsics
+        if intrinsics is None:
+            self._stats.count("depth missing")
+            return [InstancePosition(PositionStatus.NO_DEPTH)] * len(instances), 0
+        try:
+            positions = locate_instances(frame.depth, intrinsics, [i.mask for i in instances])
+        except ValueError as error:  # camera info for another image size
+            self._problem("depth rejected", f"depth image not fused: {error}")
+            return [InstancePosition(PositionStatus.NO_DEPTH)] * len(instances), 0
+        self._stats.count("depth fused")
+        return positions, frame.stamp_ns
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -348,9 +425,13 @@ class MobileInstNode(LifecycleNode):
                      if pipeline.labels is None or pipeline.engine.class_names[i.class_id] in pipeline.labels]
         header = frame.msg.header
         height, width = rgb.shape[:2]
+        positions, depth_stamp = self._locate(Time.from_msg(header.stamp), instances) if self._depth else (None, 0)
         self._outputs["instances"].publish(instance_array(
             rclpy_types(), header, height, width, instances, pipeline.engine.class_names, result.is_keyframe,
-            result.latency_ms))
+            result.latency_ms, positions, depth_stamp))
+        markers = self._outputs.get("markers")
+        if positions is not None and markers is not None and markers.get_subscription_count() > 0:
+            markers.publish(instance_markers(header, instances, positions, pipeline.engine.class_names))
         latency_ms = (time.monotonic() - frame.arrival) * 1e3
         stamped = header.stamp.sec != 0 or header.stamp.nanosec != 0
         age_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6 if stamped else None
@@ -391,6 +472,9 @@ class MobileInstNode(LifecycleNode):
         info = {"model": str(pipeline.model_dir), "threads": str(values["threads"]),
                 "precision": values["precision"], "keyframe interval": str(values["keyframe_interval"]),
                 "input": f"{values['input_transport']} {self._image_topic}"}
+        if values["depth_fusion"]:
+            info["depth"] = (f"{self.resolve_topic_name(DEPTH_TOPIC)}, {self.resolve_topic_name(DEPTH_INFO_TOPIC)}, "
+                             f"slop {values['depth_slop']} s")
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: instance segmentation",
                                    self._stats.report(), info, self._image_topic)
         array = DiagnosticArray(status=[status])

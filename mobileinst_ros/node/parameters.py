@@ -89,6 +89,15 @@ SPECS: tuple[Spec, ...] = (
          "Offer ~/overlay (rgb8: masks, track ids, classes, scores); drawn only while someone subscribes."),
     Spec("publish_labels", _T.BOOL, False,
          "Offer ~/labels (32SC1, the track id of each pixel, 0: none); drawn only while someone subscribes."),
+    Spec("depth_fusion", _T.BOOL, False,
+         "Give each instance a 3D position from an aligned depth image ('depth/image', 16UC1 mm or 32FC1 m) "
+         "and its CameraInfo ('depth/camera_info'), paired with the colour image by stamp."),
+    Spec("depth_slop", _T.DOUBLE, 0.05,
+         "Largest stamp difference (s) between a colour image and the depth image fused with it.", live=True,
+         bounds=(0.0, 1.0)),
+    Spec("publish_markers", _T.BOOL, True,
+         "With depth_fusion, offer ~/markers (visualization_msgs/MarkerArray: a box and a label per located "
+         "instance, for RViz); built only while someone subscribes."),
     Spec("diagnostics_period", _T.DOUBLE, 1.0, "Seconds between /diagnostics messages.", bounds=(0.1, 60.0)),
     Spec("autostart", _T.BOOL, True,
          "Configure and activate at start-up (false: wait for lifecycle transitions)."),
