@@ -20,11 +20,12 @@ def _demo(*args: str) -> subprocess.CompletedProcess:
                           timeout=300, cwd=ROOT)
 
 
-def test_demo_writes_the_overlay_video_and_summary(tmp_path: Path) -> None:
+@pytest.mark.parametrize("depth", [False, True], ids=["colour", "with_depth"])
+def test_demo_writes_the_overlay_video_and_summary(tmp_path: Path, depth: bool) -> None:
     model = export_oracle_model(tmp_path / "oracle", SIZE)
     out = tmp_path / "demo"
     result = _demo("--model", str(model), "--out", str(out), "--frames", str(FRAMES), "--fps", str(FPS),
-                   "--width", str(SIZE[0]), "--height", str(SIZE[1]))
+                   "--width", str(SIZE[0]), "--height", str(SIZE[1]), *(["--depth"] if depth else []))
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_in"] == FRAMES
@@ -34,6 +35,14 @@ def test_demo_writes_the_overlay_video_and_summary(tmp_path: Path) -> None:
     assert 0 < summary["latency_ms"]["end_to_end"]["p50"] <= summary["latency_ms"]["end_to_end"]["p95"]
     assert summary["latency_ms"]["model"]["p50"] > 0
     assert summary["node_counts"]["received"] > 0
+    if depth:  # every processed image paired with its depth (the very first may beat its camera info)
+        counts = summary["node_counts"]
+        assert counts["depth fused"] + counts["depth missing"] == summary["frames_processed"], counts
+        assert counts["depth missing"] <= 1 and counts["depth rejected"] == counts["camera info rejected"] == 0
+        assert summary["depth"]["instances"] == summary["instances"]["total"]
+        assert "3D (depth fusion)" in result.stdout
+    else:
+        assert "depth" not in summary
     video = Path(summary["outputs"]["video"])
     capture = cv2.VideoCapture(str(video))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -265,9 +265,11 @@ def read_messages(path: str | Path, topics: Mapping[str, str]) -> Iterator[tuple
 
 
 def write_dataset_bag(dataset_root: str | Path, bag_path: str | Path, fps: float = 10.0,
-                      storage: str = "sqlite3", start_ns: int = DEFAULT_START_NS,
-                      progress: bool = False) -> int:
-    """Write a YouTube-VIS dataset's frames and ground truth to a new bag; return the frame count."""
+                      storage: str = "sqlite3", start_ns: int = DEFAULT_START_NS, progress: bool = False,
+                      extra: Callable[[int, list], Iterable[tuple[str, Any]]] | None = None) -> int:
+    """Write a YouTube-VIS dataset's frames and ground truth to a new bag; return the frame count.
+    ``extra(stamp, ground-truth instances)`` may add (topic, rosbags message) pairs per frame (e.g. a
+    depth image), written at the frame's stamp."""
     from tqdm import tqdm
 
     from mobileinst_ros.data.ytvis import load_ytvis
@@ -289,6 +291,8 @@ def write_dataset_bag(dataset_root: str | Path, bag_path: str | Path, fps: float
                     instances = dataset.frame_instances(v, t)
                     bag.write(GT_TOPIC, instance_array_message(stamp, video.height, video.width, instances,
                                                                class_names), stamp)
+                    for topic, msg in extra(stamp, instances) if extra is not None else ():
+                        bag.write(topic, msg, stamp)
                     frame += 1
                     bar.update()
     return frame

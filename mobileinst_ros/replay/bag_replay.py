@@ -13,7 +13,7 @@ Python API (one call)::
                     record_topics={"/mobileinst/instances": "mobileinst_ros/msg/InstanceArray",
                                    "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray"},
                     env=fastdds_env())
-    result.sent          # [(header stamp ns, wall-clock send time ns)] per published image
+    result.sent          # [(header stamp ns, wall-clock send time ns)] per published image (first play topic)
     result.received      # {topic: message count} written to the output bag
 
 ``replay`` starts the recorder, waits until each recorded topic has a publisher, starts the player,
@@ -28,7 +28,7 @@ Command line (what ``replay`` runs; also usable by hand)::
     python -m mobileinst_ros.replay.bag_replay play BAG --topic /camera/image_raw [--rate 1] [--reliable]
     python -m mobileinst_ros.replay.bag_replay record OUT_BAG --topic /mobileinst/instances=mobileinst_ros/msg/InstanceArray
 
-The player prints ``sent <stamp_ns> <send_ns>`` per message, the recorder ``ready`` once its topics
+The player prints ``sent <topic> <stamp_ns> <send_ns>`` per message, the recorder ``ready`` once its topics
 have publishers and ``got <topic> <stamp_ns>`` per message; both stop cleanly on SIGINT.
 """
 from __future__ import annotations
@@ -52,6 +52,8 @@ __all__ = ["ReplayError", "ReplayResult", "replay"]
 _MESSAGE_CLASSES = {
     "sensor_msgs/msg/Image": ("sensor_msgs.msg", "Image"),
     "sensor_msgs/msg/CompressedImage": ("sensor_msgs.msg", "CompressedImage"),
+    "sensor_msgs/msg/CameraInfo": ("sensor_msgs.msg", "CameraInfo"),
+    "visualization_msgs/msg/MarkerArray": ("visualization_msgs.msg", "MarkerArray"),
     "mobileinst_ros/msg/InstanceArray": ("mobileinst_ros.msg", "InstanceArray"),
     "mobileinst_ros/msg/ModelInfo": ("mobileinst_ros.msg", "ModelInfo"),
     "diagnostic_msgs/msg/DiagnosticArray": ("diagnostic_msgs.msg", "DiagnosticArray"),
@@ -65,7 +67,8 @@ class ReplayError(RuntimeError):
 
 @dataclass
 class ReplayResult:
-    """``sent``: (header stamp ns, send time ns) per played message, in order; ``received``: messages
+    """``sent``: (header stamp ns, send time ns) per played message of the first play topic (the camera
+    images; others, such as depth, are played alongside), in order; ``received``: messages
     per recorded topic; ``output``: the output bag."""
 
     output: Path
@@ -128,7 +131,7 @@ def replay(bag: str | Path, output: str | Path, play_topics: Sequence[str],
     record_args = ["record", str(output)] + [a for t, m in record_topics.items() for a in ("--topic", f"{t}={m}")]
     play_args = ["play", str(bag), "--rate", str(rate)] + [a for t in play_topics for a in ("--topic", t)]
     play_args += ["--reliable"] if reliable else []
-    session = _Session(ReplayResult(output), _Child(record_args, env, "recorder"), timeout_s)
+    session = _Session(ReplayResult(output), _Child(record_args, env, "recorder"), timeout_s, play_topics[0])
     try:
         session.wait_until_ready()
         session.play(_Child(play_args, env, "player"))
@@ -143,8 +146,8 @@ def replay(bag: str | Path, output: str | Path, play_topics: Sequence[str],
 class _Session:
     """The parent's view of one replay: reads the children's lines and fills ``result``."""
 
-    def __init__(self, result: ReplayResult, recorder: _Child, timeout_s: float) -> None:
-        self.result, self.recorder, self.player = result, recorder, None
+    def __init__(self, result: ReplayResult, recorder: _Child, timeout_s: float, images_topic: str) -> None:
+        self.result, self.recorder, self.player, self.images_topic = result, recorder, None, images_topic
         self.deadline = time.monotonic() + timeout_s
         self.timeout_s = timeout_s
         self.stamps: set[int] = set()  # header stamps of everything recorded so far
@@ -185,7 +188,7 @@ class _Session:
                 count += 1
 
     def play(self, player: _Child) -> None:
-        """Read the player's ``sent <stamp> <time>`` lines until it exits."""
+        """Read the player's ``sent <topic> <stamp> <time>`` lines until it exits."""
         self.player = player
         while True:
             self.drain()
@@ -196,8 +199,9 @@ class _Session:
             if line is None:
                 break
             if line.startswith("sent "):
-                _, stamp, sent = line.split()
-                self.result.sent.append((int(stamp), int(sent)))
+                _, topic, stamp, sent = line.split()
+                if topic == self.images_topic:
+                    self.result.sent.append((int(stamp), int(sent)))
         if player.process.wait() != 0:
             raise player.error(f"exited with status {player.process.returncode}")
 
@@ -274,7 +278,7 @@ def _play(args: argparse.Namespace) -> int:
         if stop.requested:
             break
         publishers[topic].publish(store.serialize_cdr(msg, wanted[topic]).tobytes())
-        print(f"sent {stamp_ns(msg.header)} {time.time_ns()}", flush=True)
+        print(f"sent {topic} {stamp_ns(msg.header)} {time.time_ns()}", flush=True)
     _wait_until(lambda: False, stop, node, _LINGER_S)
     node.destroy_node()
     rclpy.shutdown()
@@ -323,8 +327,8 @@ def _record(args: argparse.Namespace) -> int:
 def _header_stamp(data: bytes, cls: Any) -> int:
     from rclpy.serialization import deserialize_message  # noqa: PLC0415
 
-    header = deserialize_message(data, cls).header
-    return header.stamp.sec * 10**9 + header.stamp.nanosec
+    header = getattr(deserialize_message(data, cls), "header", None)  # a MarkerArray has none
+    return 0 if header is None else header.stamp.sec * 10**9 + header.stamp.nanosec
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -53,12 +53,14 @@ def isolated_env(domain_id: int | None = None, domains: tuple[int, int] = (1, 10
     return env
 
 
-def node_ros_args(params: Mapping[str, object], image_topic: str | None = None,
-                  params_file: Path | None = None) -> list[str]:
-    """``--ros-args`` items: the params file, then ``-p name:=value`` (which win), the image remapping."""
+def node_ros_args(params: Mapping[str, object], image_topic: str | None = None, params_file: Path | None = None,
+                  remaps: Mapping[str, str] | None = None) -> list[str]:
+    """``--ros-args`` items: the params file, then ``-p name:=value`` (which win), the image remapping
+    and any other ``remaps`` (node topic -> graph topic, e.g. depth/image)."""
     args = ["--params-file", str(params_file)] if params_file is not None else []
     args += [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
-    return args + (["-r", f"image:={image_topic}"] if image_topic else [])
+    remaps = {**({"image": image_topic} if image_topic else {}), **(remaps or {})}
+    return args + [a for k, v in remaps.items() for a in ("-r", f"{k}:={v}")]
 
 
 def node_command(ros_args: Sequence[str]) -> list[str]:
