@@ -22,7 +22,7 @@ from mobileinst_ros.data import bags
 from mobileinst_ros.evaluation.records import FrameRecord, RunRecord, SequenceRecord
 from mobileinst_ros.evaluation.results_bag import MODEL_INFO_TOPIC, PREDICTIONS_TOPIC, detections_from_message
 from mobileinst_ros.evaluation.sources import COMPRESSED_IMAGE_TYPE, InputError, Source
-from mobileinst_ros.replay.bag_replay import ReplayError, ReplayResult, replay
+from mobileinst_ros.replay.bag_replay import ReplayError, ReplayResult, recorded_by_stamp, replay
 from mobileinst_ros.replay.node_process import NodeProcess, isolated_env, node_ros_args
 
 __all__ = ["LiveError", "run_live"]
@@ -76,17 +76,9 @@ def _replay_with_progress(source: Source, recording: Path, env: dict[str, str], 
     return outcome["result"]
 
 
-def _received(recording: Path) -> dict[int, tuple[object, int]]:
-    """Header stamp -> (InstanceArray, receive time ns) of everything the recorder got."""
-    if PREDICTIONS_TOPIC not in bags.bag_topics(recording):
-        return {}
-    return {bags.stamp_ns(msg.header): (msg, received)
-            for received, _, msg in bags.read_messages(recording, {PREDICTIONS_TOPIC: bags.INSTANCES_TYPE})}
-
-
 def _assemble(source: Source, info: dict, result: ReplayResult, recording: Path) -> RunRecord:
     sent = dict(result.sent)
-    received = _received(recording)
+    received = recorded_by_stamp(recording, PREDICTIONS_TOPIC)
     run = RunRecord(list(source.class_names), [], dict(info, mode="live"))
     for name, frames in source.sequences():
         sequence = None

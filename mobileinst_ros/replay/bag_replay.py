@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mobileinst_ros.data import bags
 from mobileinst_ros.replay.node_process import fastdds_env
 
-__all__ = ["ReplayError", "ReplayResult", "replay"]
+__all__ = ["ReplayError", "ReplayResult", "recorded_by_stamp", "replay"]
 
 _MESSAGE_CLASSES = {
     "sensor_msgs/msg/Image": ("sensor_msgs.msg", "Image"),
@@ -74,6 +75,15 @@ class ReplayResult:
     output: Path
     sent: list[tuple[int, int]] = field(default_factory=list)
     received: dict[str, int] = field(default_factory=dict)
+
+
+def recorded_by_stamp(recording: str | Path, topic: str, msgtype: str = "mobileinst_ros/msg/InstanceArray",
+                      ) -> dict[int, tuple[Any, int]]:
+    """Header stamp -> (message, receive time ns) of what the recorder wrote on ``topic`` (empty: none)."""
+    if topic not in bags.bag_topics(recording):
+        return {}
+    return {bags.stamp_ns(msg.header): (msg, received)
+            for received, _, msg in bags.read_messages(recording, {topic: msgtype})}
 
 
 def _message_class(msgtype: str) -> Any:

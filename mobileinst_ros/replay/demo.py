@@ -33,7 +33,7 @@ from mobileinst_ros.data.synth import write_dataset
 from mobileinst_ros.messages.instances import decode_instance_masks
 from mobileinst_ros.node.mobileinst_node import NODE_NAME, default_model_dir
 from mobileinst_ros.overlay import draw_overlay
-from mobileinst_ros.replay.bag_replay import ReplayError, replay
+from mobileinst_ros.replay.bag_replay import ReplayError, recorded_by_stamp, replay
 from mobileinst_ros.replay.node_process import NodeProcess, isolated_env, node_ros_args
 from mobileinst_ros.runtime.model_dir import ModelLoadError, load_spec
 
@@ -159,14 +159,6 @@ def _node_counts(recording: Path) -> dict[str, int]:
     return counts
 
 
-def _outputs(recording: Path) -> dict[int, tuple[Any, int]]:
-    """Header stamp -> (InstanceArray, receive time ns)."""
-    if INSTANCES_TOPIC not in bags.bag_topics(recording):
-        return {}
-    return {bags.stamp_ns(msg.header): (msg, received)
-            for received, _, msg in bags.read_messages(recording, {INSTANCES_TOPIC: bags.INSTANCES_TYPE})}
-
-
 def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, Path]:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     if writer.isOpened():
@@ -276,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     sent, recording = _run_node_on_bag(model, bag, out, args)
     if not sent:
         raise DemoError("the player sent no image")
-    outputs = _outputs(recording)
+    outputs = recorded_by_stamp(recording, INSTANCES_TOPIC)
     if not outputs:
         raise DemoError(f"the node published no InstanceArray; see {out / 'node.log'}")
     _say("writing the overlay video ...")
