@@ -15,7 +15,8 @@ from mobileinst_ros.data.ytvis import read_json
 def _origin(video: dict) -> str:
     if "background" in video:
         return "copy-paste"
-    return Path(video.get("source", video["name"])).name
+    source = Path(video.get("source", video["name"]))
+    return f"{source.parent.name}/ (stills)" if video["length"] == 1 else source.name
 
 
 def stats(path: Path) -> str:

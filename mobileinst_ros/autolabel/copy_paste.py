@@ -179,6 +179,11 @@ def paste_videos(objects: list[VideoDataset], object_methods: list[dict[int, lis
     by_class: dict[str, list[PasteSegment]] = defaultdict(list)
     for s in segments:
         by_class[s.class_name].append(s)
+    # Classes drawn by the square root of their cut-out counts: rare classes more often than their share,
+    # but not so often that their few cut-outs repeat in every video.
+    names = sorted(by_class)
+    class_weights = np.sqrt([len(by_class[n]) for n in names])
+    class_weights /= class_weights.sum()
     pool = [(d, v) for d, ds in enumerate(backgrounds) for v in range(len(ds.videos))]
     if not pool:
         raise ValueError("no background video")
@@ -204,9 +209,8 @@ def paste_videos(objects: list[VideoDataset], object_methods: list[dict[int, lis
                 tracks[("bg", inst.id)][1][t] = mask
                 tracks[("bg", inst.id)][2][t] = bg_methods.get(inst.id, [GRABCUT] * video.length)[source_t]
         count = int(rng.integers(options.objects_min, options.objects_max + 1))
-        names = sorted(by_class)
         for k in range(count):
-            segment = by_class[names[int(rng.integers(len(names)))]]
+            segment = by_class[names[int(rng.choice(len(names), p=class_weights))]]
             segment = segment[int(rng.integers(len(segment)))]
             path = _Path(rng, options)
             offset = int(rng.integers(len(segment.frames)))
