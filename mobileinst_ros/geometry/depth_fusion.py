@@ -140,13 +140,13 @@ def locate_instances(depth: np.ndarray, intrinsics: Intrinsics,
                          f"is {width}x{height}")
     out = []
     for mask in masks:
-        fitted = _fit_mask(mask, height, width)
-        ys, xs = np.nonzero(fitted.any(axis=1))[0], np.nonzero(fitted.any(axis=0))[0]
-        if ys.size == 0:
+        fitted = np.ascontiguousarray(_fit_mask(mask, height, width))
+        left, top, box_width, box_height = cv2.boundingRect(fitted.view(np.uint8))
+        if box_width == 0:
             out.append(InstancePosition(PositionStatus.NO_VALID_DEPTH))
             continue
         # Crop to the mask's box: the work is then proportional to the object, not to the image.
-        top, bottom, left, right = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+        bottom, right = top + box_height, left + box_width
         crop = Intrinsics(intrinsics.fx, intrinsics.fy, intrinsics.cx - left, intrinsics.cy - top,
                           right - left, bottom - top)
         out.append(_locate(depth[top:bottom, left:right], crop, fitted[top:bottom, left:right]))
