@@ -31,7 +31,7 @@ def colcon_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_messages_and_modules_import_from_the_install_space(colcon_install: Path, tmp_path: Path) -> None:
     site_packages = next(colcon_install.glob("lib/python3*/site-packages"))
-    probe = ("import mobileinst_ros.msg as m, mobileinst_ros.masks as k, mobileinst_ros.node.conversions;"
+    probe = ("import mobileinst_ros.msg as m, mobileinst_ros.masks as k, mobileinst_ros.messages.instances;"
              "print(m.InstanceArray.__module__, k.__file__)")
     env = dict(os.environ, PYTHONPATH=str(site_packages))
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
