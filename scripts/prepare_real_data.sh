@@ -7,7 +7,8 @@
 # 2. mobileinst-autolabel label: every training and held-out input, at 384 px wide (teacher at full resolution);
 # 3. mobileinst-autolabel paste: objects of the training inputs pasted, moving, into training scenes;
 # 4. merge into OUT/train (YouTube-VIS), OUT/heldout (YouTube-VIS) and OUT/heldout_bag (rosbag2 with the
-#    teacher's labels as ground truth, for mobileinst-eval).
+#    teacher's labels as ground truth, for mobileinst-eval); OUT/val: 40 more copy-paste videos of the
+#    training sources (another seed) for choosing checkpoints without looking at the held-out videos.
 # Reruns resume: the teacher and the masks are cached per frame (data_cache/autolabel_cache).
 #
 # Held out (never labelled into training, never a paste source or background):
@@ -56,6 +57,13 @@ $AL paste --objects "$L/vtest_train" "$L/objects_train" "$L/stills_train" \
   --classes "$CLASSES" --videos "$PASTE_VIDEOS" --frames 12 --width 384 --height 288 --min-object-area 300 --seed "$SEED" \
   --out "$L/paste_train" --quiet --overwrite > "$L/paste_train.json"
 
+# A validation set for choosing checkpoints (best.pt): other copy-paste draws of the training sources, so
+# that model selection never looks at the held-out videos.
+$AL paste --objects "$L/vtest_train" "$L/objects_train" "$L/stills_train" \
+  --backgrounds "$L/vtest_train" "$L/objects_train" "$L/stills_train" \
+  --classes "$CLASSES" --videos 40 --frames 12 --width 384 --height 288 --min-object-area 300 --seed "$((SEED + 1000))" \
+  --out "$OUT/val" --quiet --overwrite > "$OUT/val.json"
+
 stamp "merge"
 $AL merge --out "$OUT/train" --classes "$CLASSES" --quiet --overwrite \
   "$L/vtest_train" "$L/objects_train" "$L/stills_train" "$L/paste_train" > "$OUT/train.json"
@@ -64,5 +72,5 @@ $AL merge --out "$OUT/heldout" --classes "$CLASSES" --quiet --overwrite \
 rm -rf "$OUT/heldout_bag"
 .venv/bin/python -c "import sys; from mobileinst_ros.data.bags import write_dataset_bag; print(write_dataset_bag(sys.argv[1], sys.argv[2], fps=10.0), 'frames')" \
   "$OUT/heldout" "$OUT/heldout_bag"
-.venv/bin/python scripts/dataset_stats.py "$OUT/train" "$OUT/heldout" > "$OUT/STATS.md"
-stamp "done: $OUT/train, $OUT/heldout, $OUT/heldout_bag, $OUT/STATS.md"
+.venv/bin/python scripts/dataset_stats.py "$OUT/train" "$OUT/val" "$OUT/heldout" > "$OUT/STATS.md"
+stamp "done: $OUT/train, $OUT/val, $OUT/heldout, $OUT/heldout_bag, $OUT/STATS.md"
