@@ -64,11 +64,13 @@ class Series:
     name: str
     stages: tuple[str, ...]
     totals: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # this process's CPU ms: immune to time-sharing
     per_stage: dict[str, list[float]] = field(default_factory=dict)
     keyframes: list[bool] = field(default_factory=list)
 
-    def add(self, total: float, timings: dict[str, float], keyframe: bool = True) -> None:
+    def add(self, total: float, timings: dict[str, float], keyframe: bool = True, cpu: float = float("nan")) -> None:
         self.totals.append(total)
+        self.cpu.append(cpu)
         self.keyframes.append(keyframe)
         for stage in self.stages:
             self.per_stage.setdefault(stage, []).append(timings.get(stage, 0.0))
@@ -83,6 +85,15 @@ class Series:
         if key.any() and not key.all():
             out["keyframe_mean"] = round(float(totals[key].mean()), 2)
             out["non_keyframe_mean"] = round(float(totals[~key].mean()), 2)
+            out["keyframe_median"] = round(float(np.median(totals[key])), 2)
+            out["non_keyframe_median"] = round(float(np.median(totals[~key])), 2)
+        cpu = np.asarray(self.cpu)
+        if np.isfinite(cpu).all():
+            out["cpu_mean"] = round(float(cpu.mean()), 2)
+            out["cpu_median"] = round(float(np.median(cpu)), 2)
+            if key.any() and not key.all():
+                out["keyframe_cpu_median"] = round(float(np.median(cpu[key])), 2)
+                out["non_keyframe_cpu_median"] = round(float(np.median(cpu[~key])), 2)
         return out
 
 
@@ -95,10 +106,12 @@ class MobileInstRun:
         self.series = Series(name, STAGES)
 
     def step(self, record: bool) -> None:
+        cpu = time.process_time()
         result = self.tracker.process(self.frames[self.next % len(self.frames)])
+        cpu = (time.process_time() - cpu) * 1000
         self.next += 1
         if record:
-            self.series.add(result.latency_ms, result.timings_ms, result.is_keyframe)
+            self.series.add(result.latency_ms, result.timings_ms, result.is_keyframe, cpu)
 
 
 class PeerRun:
@@ -146,7 +159,7 @@ class YoloPeerRun:
         self.series = Series(name, PEER_STAGES)
 
     def step(self, record: bool) -> None:
-        t0 = time.perf_counter()
+        cpu, t0 = time.process_time(), time.perf_counter()
         geometry, tensor = self.model.prepare(self.frames[self.next % len(self.frames)])
         self.next += 1
         t1 = time.perf_counter()
@@ -156,7 +169,7 @@ class YoloPeerRun:
         t3 = time.perf_counter()
         if record:  # the whole network sits in the backbone column
             ms = [(b - a) * 1000 for a, b in ((t0, t1), (t1, t2), (t2, t2), (t2, t3))]
-            self.series.add((t3 - t0) * 1000, dict(zip(PEER_STAGES, ms)))
+            self.series.add((t3 - t0) * 1000, dict(zip(PEER_STAGES, ms)), cpu=(time.process_time() - cpu) * 1000)
 
 
 def _export_peers_child(shapes: dict, num_classes: int, out_dir: str) -> None:

