@@ -106,3 +106,40 @@ def test_a_yolo_style_single_transposed_output(tmp_path: Path) -> None:
     assert len(det) == 1 and teacher.training_classes[det.labels[0]] == "car"
     np.testing.assert_allclose(det.boxes[0], [44, 22, 84, 42])
     np.testing.assert_allclose(det.scores, [0.9])
+
+
+def test_ssd_decoding_box_coder_and_background(tmp_path: Path) -> None:
+    """A one-cell SSD (3 anchors): encodings (ty, tx, th, tw) scaled by the box coder move the anchor's
+    centre by ty / 10 of its height and scale its size by exp(th / 5); the background column is dropped."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    encodings = np.array([[[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 5 * np.log(2), 0]]], np.float32)
+    logits = np.array([[[5, -5], [-5, 5], [-5, -5]]], np.float32)  # background, "thing"
+    nodes = [helper.make_node("ReduceSum", ["image"], ["total"], keepdims=0),
+             helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])),
+             helper.make_node("Mul", ["total", "zero"], ["nothing"])]
+    for name, value in (("enc", encodings), ("logit", logits)):
+        nodes += [helper.make_node("Constant", [], [f"{name}_c"], value=helper.make_tensor(
+                      f"{name}_c", TensorProto.FLOAT, value.shape, value.flatten().tolist())),
+                  helper.make_node("Add", [f"{name}_c", "nothing"], [name])]
+    graph = helper.make_graph(nodes, "ssd_like",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 100, 100, 3])],
+                              [helper.make_tensor_value_info("enc", TensorProto.FLOAT, [1, 3, 4]),
+                               helper.make_tensor_value_info("logit", TensorProto.FLOAT, [1, 3, 2])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9),
+              str(tmp_path / "ssd.onnx"))
+    spec = red_detector_spec(
+        tmp_path, file="ssd.onnx", class_names=["background", "thing"], class_map={"thing": "thing"},
+        input={"name": "image", "width": 100, "height": 100, "layout": "NHWC"},
+        decoding={"type": "ssd", "boxes": "enc", "scores": "logit", "score_activation": "sigmoid",
+                  "background_class": 0,
+                  "anchors": {"min_scale": 0.2, "max_scale": 0.95, "feature_maps": [1], "aspect_ratios": [1.0]},
+                  "box_coder": {"y_scale": 10, "x_scale": 10, "h_scale": 5, "w_scale": 5}})
+    det = load_teacher(spec).detect(np.zeros((200, 400, 3), np.uint8), min_score=0.5)
+    # Only anchor 1 is a "thing": (cy, cx, h, w) = (0.5, 0.5, 0.2 / sqrt 2, 0.2 * sqrt 2), moved down by h / 10.
+    h, w = 0.2 / np.sqrt(2), 0.2 * np.sqrt(2)
+    cy = 0.5 + h / 10
+    assert len(det) == 1
+    np.testing.assert_allclose(det.boxes[0], [(0.5 - w / 2) * 400, (cy - h / 2) * 200, (0.5 + w / 2) * 400,
+                                              (cy + h / 2) * 200], rtol=1e-5)

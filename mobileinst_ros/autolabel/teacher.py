@@ -256,6 +256,8 @@ class Teacher:
         train = spec.training_classes
         self.column_class = np.array([train.index(spec.class_map[n]) if n in spec.class_map else -1
                                       for n in spec.class_names], np.int64)
+        if dec.get("background_class") is not None:
+            self.column_class[dec["background_class"]] = -1  # never a detection, even if mapped
         self.hash = hashlib.sha256((self.file_hash + yaml.safe_dump(
             {k: getattr(spec, k) for k in ("input", "decoding", "class_names", "class_map", "nms_iou")})
             + repr(spec.tiles)).encode()).hexdigest()[:16]
