@@ -161,3 +161,6 @@ def test_pairing_takes_the_nearest_depth_within_the_slop_and_waits_for_a_late_on
     started = time.monotonic()
     assert pairing.pair(1_210_000_000, slop_s=0.001, wait_s=2.0) is None
     assert time.monotonic() - started < 0.5, "a newer depth frame exists: no waiting"
+    started = time.monotonic()
+    assert pairing.pair(9_000_000_000, slop_s=0.05, wait_s=2.0) is None
+    assert time.monotonic() - started < 0.5, "the depth stream stopped long ago: no waiting"

@@ -39,6 +39,8 @@ BAND_MADS = 3.0          # inlier band around the median depth, in robust standa
 MIN_BAND_FRACTION = 0.03  # ... but at least this fraction of the median depth (noise on a flat object)
 EXTENT_PERCENTILES = (5.0, 95.0)
 MAX_SAMPLES = 4000
+# Wait for a late depth frame only while the depth stream is this close behind (not when it has stopped).
+LIVE_STREAM_GAP_S = 1.0
 
 
 class PositionStatus(IntEnum):
@@ -155,11 +157,12 @@ def locate_instances(depth: np.ndarray, intrinsics: Intrinsics,
 
 @dataclass(order=True)
 class DepthFrame:
-    """A depth image (uint16 mm or float32 m) with its stamp (ns) and the intrinsics it pairs with."""
+    """A depth image (uint16 mm or float32 m) with its stamp (ns) and the intrinsics it pairs with (None:
+    no camera info had arrived with it)."""
 
     stamp_ns: int
     depth: np.ndarray = field(compare=False)
-    intrinsics: Intrinsics = field(compare=False)
+    intrinsics: Intrinsics | None = field(compare=False)
 
 
 class DepthPairing:
@@ -178,22 +181,19 @@ class DepthPairing:
             del self._frames[:-self.capacity]
             self._added.notify_all()
 
-    def clear(self) -> None:
-        with self._added:
-            self._frames.clear()
-
     def _nearest(self, stamp_ns: int, slop_ns: int) -> DepthFrame | None:
         best = min(self._frames, key=lambda f: abs(f.stamp_ns - stamp_ns), default=None)
         return best if best is not None and abs(best.stamp_ns - stamp_ns) <= slop_ns else None
 
     def pair(self, stamp_ns: int, slop_s: float, wait_s: float = 0.0) -> DepthFrame | None:
         """The depth frame nearest to ``stamp_ns`` within ``slop_s``, or None. While none is found and the
-        newest depth frame is older than the colour image (the depth stream is behind), wait up to
-        ``wait_s`` for one to arrive."""
+        newest depth frame is older than the colour image, by less than ``LIVE_STREAM_GAP_S`` (the depth
+        stream is behind, not stopped), wait up to ``wait_s`` for one to arrive."""
         slop_ns = round(slop_s * 1e9)
         with self._added:
             frame = self._nearest(stamp_ns, slop_ns)
-            if frame is None and wait_s > 0 and self._frames and self._frames[-1].stamp_ns < stamp_ns:
+            behind = bool(self._frames) and 0 < stamp_ns - self._frames[-1].stamp_ns < LIVE_STREAM_GAP_S * 1e9
+            if frame is None and wait_s > 0 and behind:
                 self._added.wait_for(lambda: self._nearest(stamp_ns, slop_ns) is not None
                                      or self._frames[-1].stamp_ns >= stamp_ns + slop_ns, timeout=wait_s)
                 frame = self._nearest(stamp_ns, slop_ns)
