@@ -92,3 +92,11 @@ def test_empty_targets_and_more_targets_than_queries():
     out = matcher(torch.zeros(2, 2, 2), torch.zeros(2, 2, 4, 4), [empty, many])
     assert out[0][0].numel() == 0 and out[0][1].numel() == 0
     assert len(out[1][0]) == 2 and len(set(out[1][1].tolist())) == 2
+
+
+def test_bce_cost_is_the_mean_pixel_bce_of_every_pair():
+    torch.manual_seed(0)
+    logits, targets = torch.randn(5, 40) * 3, torch.rand(3, 40)
+    expected = torch.stack([torch.stack([torch.nn.functional.binary_cross_entropy_with_logits(p, t)
+                                         for t in targets]) for p in logits])
+    assert torch.allclose(bce_cost(logits, targets), expected, atol=1e-5)

@@ -73,7 +73,7 @@ def test_feature_reuse_uses_frame_t_deep_features_and_shared_ids(step):
     first = box_target([1, 2])
     second = box_target([2, 7], offset=2)  # id 2 is in both frames, id 1 left, id 7 is new
     indices = [(torch.tensor([3, 5]), torch.tensor([0, 1]))]  # frame t: query 3 -> id 1, query 5 -> id 2
-    loss = step._reuse_loss(out, [[first, second]], indices)
+    loss = step._reuse_loss(out, step.reused_mask_features(out, 1), [[first, second]], indices)
     loss.backward()
     assert loss > 0
     assert images.grad[0, 0].abs().sum() > 0  # X4/X5/X6 and kernels of frame t
@@ -83,7 +83,7 @@ def test_feature_reuse_uses_frame_t_deep_features_and_shared_ids(step):
     direct = step.model.mask_decoder(*(f[1:2] for f in out["features"]))
     assert reused.shape == direct.shape and not torch.allclose(reused, direct, atol=1e-5)
 
-    none_shared = step._reuse_loss(out, [[first, box_target([8, 9])]], indices)
+    none_shared = step._reuse_loss(out, reused, [[first, box_target([8, 9])]], indices)
     assert float(none_shared) == 0.0
 
 

@@ -3,18 +3,25 @@
 Defaults follow SparseInst/MobileInst: class 2.0, dice 2.0, mask BCE 5.0, objectness 1.0.
 
 Targets per image: ``{"labels": long[M], "masks": float[M,H,W] in {0,1} at input resolution,
-"ids": long[M]}``. Masks are compared at stride 8 for matching and at ``mask_loss_stride`` (4 by
-default: predictions upsampled 2x, only for the matched queries) for the losses.
+"ids": long[M]}``. Masks are compared at stride 8 for matching. The mask losses of the matched
+queries are either dense, at ``mask_loss_stride`` (4 by default: predictions upsampled 2x), or with
+``mask_points`` > 0 taken on that many points per mask, as Mask2Former does: points drawn
+uniformly, then the most uncertain prediction points kept (importance sampling), predictions and
+full-resolution targets read there bilinearly.
+
+Predictions may come in bfloat16 (autocast); the matcher and every loss work in float32.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.profiler import record_function
 
 from .matcher import HungarianMatcher
 
-__all__ = ["DEFAULT_LOSS_WEIGHTS", "sigmoid_focal_loss", "dice_loss", "mask_iou", "SetCriterion"]
+__all__ = ["DEFAULT_LOSS_WEIGHTS", "sigmoid_focal_loss", "dice_loss", "mask_iou", "point_sample",
+           "uncertain_points", "SetCriterion"]
 
 DEFAULT_LOSS_WEIGHTS = {"class": 2.0, "dice": 2.0, "mask": 5.0, "objectness": 1.0}
 
@@ -53,11 +60,35 @@ def downsample_masks(masks: torch.Tensor, stride: int) -> torch.Tensor:
     return F.avg_pool2d(masks[:, None].float(), stride, stride)[:, 0]
 
 
+def point_sample(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Bilinear values of maps[K,h,w] at points[K,P,2] ((x, y) in [0, 1] of the whole map) -> [K,P];
+    edge values continue past the border, as F.interpolate does for the dense losses."""
+    grid = 2.0 * points[:, :, None] - 1.0  # [K,P,1,2] in grid_sample's [-1, 1]
+    values = F.grid_sample(maps[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return values[:, 0, :, 0]
+
+
+@torch.no_grad()
+def uncertain_points(mask_logits: torch.Tensor, num_points: int, oversample: float = 3.0,
+                     importance: float = 0.75) -> torch.Tensor:
+    """Mask2Former's training points for mask_logits[K,h,w] -> [K,num_points,2]: ``importance`` of them
+    the most uncertain (|logit| smallest) of ``oversample * num_points`` uniform draws, the rest uniform."""
+    k = mask_logits.shape[0]
+    candidates = torch.rand(k, int(oversample * num_points), 2, device=mask_logits.device)
+    uncertainty = -point_sample(mask_logits, candidates).abs()
+    n_imp = int(importance * num_points)
+    top = uncertainty.topk(n_imp, dim=1).indices
+    chosen = torch.gather(candidates, 1, top[:, :, None].expand(-1, -1, 2))
+    rest = torch.rand(k, num_points - n_imp, 2, device=mask_logits.device)
+    return torch.cat([chosen, rest], dim=1)
+
+
 class SetCriterion(nn.Module):
     """Losses of one prediction set (one decoder stage) against per-image targets."""
 
     def __init__(self, matcher: HungarianMatcher, weights: dict[str, float] | None = None,
-                 focal_alpha: float = 0.25, focal_gamma: float = 2.0, mask_loss_stride: int = 4):
+                 focal_alpha: float = 0.25, focal_gamma: float = 2.0, mask_loss_stride: int = 4,
+                 mask_points: int = 0):
         super().__init__()
         self.matcher = matcher
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **(weights or {})}
@@ -68,6 +99,9 @@ class SetCriterion(nn.Module):
         if mask_loss_stride not in (1, 2, 4, 8):
             raise ValueError(f"mask_loss_stride must be 1, 2, 4 or 8, got {mask_loss_stride}")
         self.mask_loss_stride = mask_loss_stride
+        if mask_points < 0:
+            raise ValueError(f"mask_points must be >= 0 (0: dense mask losses), got {mask_points}")
+        self.mask_points = mask_points
 
     @staticmethod
     def targets_at(targets: list[dict], stride: int) -> list[torch.Tensor]:
@@ -80,12 +114,20 @@ class SetCriterion(nn.Module):
 
     def mask_losses(self, mask_logits: torch.Tensor, target_masks: torch.Tensor) -> dict[str, torch.Tensor]:
         """Matched pairs at stride 8: mask_logits[K,h,w], full-res target_masks[K,H,W] ->
-        summed dice, BCE (mean over pixels per mask) and the IoU of each pair (no gradient)."""
-        up = 8 // self.mask_loss_stride
-        if up > 1:
-            mask_logits = F.interpolate(mask_logits[:, None], scale_factor=up, mode="bilinear", align_corners=False)[:, 0]
-        tgt = downsample_masks(target_masks, self.mask_loss_stride).flatten(1)
-        pred = mask_logits.flatten(1)
+        summed dice, BCE (mean over pixels or points per mask) and the IoU of each pair (no gradient;
+        on the points with ``mask_points``)."""
+        mask_logits, target_masks = mask_logits.float(), target_masks.float()
+        if self.mask_points:
+            points = uncertain_points(mask_logits.detach(), self.mask_points)
+            pred = point_sample(mask_logits, points)
+            tgt = point_sample(target_masks, points)
+        else:
+            up = 8 // self.mask_loss_stride
+            if up > 1:
+                mask_logits = F.interpolate(mask_logits[:, None], scale_factor=up, mode="bilinear",
+                                            align_corners=False)[:, 0]
+            tgt = downsample_masks(target_masks, self.mask_loss_stride).flatten(1)
+            pred = mask_logits.flatten(1)
         return {"dice": dice_loss(pred, tgt),
                 "mask": F.binary_cross_entropy_with_logits(pred, tgt, reduction="none").mean(1).sum(),
                 "iou": mask_iou(pred.detach(), tgt)}
@@ -93,9 +135,10 @@ class SetCriterion(nn.Module):
     def forward(self, outputs: dict[str, torch.Tensor], targets: list[dict]) -> tuple[dict[str, torch.Tensor], list]:
         """outputs: logits[B,N,C], objectness[B,N], masks[B,N,h,w] (stride 8) ->
         ({"class", "dice", "mask", "objectness", "total"}, matched indices per image)."""
-        logits, objectness, masks = outputs["logits"], outputs["objectness"], outputs["masks"]
+        logits, objectness, masks = (outputs[k].float() for k in ("logits", "objectness", "masks"))
         matched_targets = [{"labels": t["labels"], "masks": m} for t, m in zip(targets, self.targets_at(targets, 8))]
-        indices = self.matcher(logits.detach(), masks.detach(), matched_targets)
+        with record_function("matcher"):
+            indices = self.matcher(logits.detach(), masks.detach(), matched_targets)
         num_masks = max(sum(int(t["labels"].numel()) for t in targets), 1)
 
         class_targets = torch.zeros_like(logits)

@@ -29,10 +29,11 @@ def dice_cost(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def bce_cost(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """mask_logits[N,P], targets[M,P] -> [N,M] mean per-pixel binary cross-entropy."""
-    pos = -F.logsigmoid(mask_logits)   # loss where the target is 1
-    neg = -F.logsigmoid(-mask_logits)  # loss where the target is 0
-    return (pos @ targets.T + neg @ (1 - targets).T) / mask_logits.shape[1]
+    """mask_logits[N,P], targets[M,P] -> [N,M] mean per-pixel binary cross-entropy.
+
+    With x the logit and t the target, BCE = softplus(x) - x * t: one softplus and one matmul."""
+    neg = F.softplus(mask_logits)  # the loss where the target is 0
+    return (neg.sum(1, keepdim=True) - mask_logits @ targets.T) / mask_logits.shape[1]
 
 
 class HungarianMatcher:
