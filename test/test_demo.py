@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from node_harness import ROOT, export_oracle_model
@@ -50,6 +51,29 @@ def test_demo_writes_the_overlay_video_and_summary(tmp_path: Path, depth: bool) 
     capture.release()
     assert str(video) in result.stdout and str(out / "summary.json") in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_demo_plays_a_real_video_file(tmp_path: Path) -> None:
+    """``--video``: frames of a video file from ``--start``, resized to the camera size, through the node;
+    the summary says what it saw per class."""
+    model = export_oracle_model(tmp_path / "oracle", SIZE)
+    video = tmp_path / "camera.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (320, 240))
+    for t in range(FRAMES):
+        frame = np.full((240, 320, 3), 90, np.uint8)
+        cv2.circle(frame, (60 + 5 * t, 120), 30, (20, 200, 20), -1)
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "demo"
+    result = _demo("--model", str(model), "--out", str(out), "--video", str(video), "--start", "5",
+                   "--frames", "100", "--fps", str(FPS), "--width", str(SIZE[0]), "--height", str(SIZE[1]))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_in"] == FRAMES - 5 and summary["camera"]["source"] == str(video)
+    seen = summary["seen"]
+    assert sum(v["per_frame"] for v in seen.values()) == pytest.approx(summary["instances"]["per_processed_frame"],
+                                                                       abs=0.05)
+    assert "what it saw" in result.stdout
 
 
 def test_demo_without_a_model_stops_with_one_line(tmp_path: Path) -> None:

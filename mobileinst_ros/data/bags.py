@@ -37,7 +37,7 @@ __all__ = [
     "BagError", "BagWriter", "CLASSES_TOPIC", "GT_TOPIC", "HEADER_TYPE", "IMAGE_TOPIC", "IMAGE_TYPE",
     "SEQUENCE_TOPIC", "header_message",
     "INSTANCES_TYPE", "MODEL_INFO_TYPE", "STORAGES", "bag_custom_data", "bag_duration_ns", "bag_topics", "image_message", "instance_array_message",
-    "instance_types", "model_info_message", "read_messages", "typestore", "write_dataset_bag",
+    "instance_types", "model_info_message", "read_messages", "typestore", "write_dataset_bag", "write_image_bag",
 ]
 
 IMAGE_TOPIC = "/camera/image_raw"
@@ -296,3 +296,17 @@ def write_dataset_bag(dataset_root: str | Path, bag_path: str | Path, fps: float
                     frame += 1
                     bar.update()
     return frame
+
+
+def write_image_bag(frames: Iterable[np.ndarray], bag_path: str | Path, fps: float = 10.0,
+                    storage: str = "sqlite3", start_ns: int = DEFAULT_START_NS) -> int:
+    """Write RGB uint8 frames (e.g. a video's) to a new bag as a camera at ``fps``, without ground
+    truth; return the frame count."""
+    if fps <= 0:
+        raise BagError(f"fps must be positive, got {fps}")
+    period, count = round(1e9 / fps), 0
+    with BagWriter(bag_path, storage) as bag:
+        for count, rgb in enumerate(frames, start=1):
+            stamp = start_ns + (count - 1) * period
+            bag.write(IMAGE_TOPIC, image_message(rgb, stamp), stamp)
+    return count

@@ -1,12 +1,15 @@
 """``make demo`` (``mobileinst-demo``): the real mobileinst_node, end to end, on a replayed rosbag.
 
-1. renders a synthetic video (mobileinst-synth) and writes it as a rosbag2 with ground truth;
+1. writes a camera rosbag2: frames of a real video (``--video``, e.g. opencv-doc's vtest.avi of people
+   walking, which ``make demo`` fetches from Debian's registry), or else a rendered synthetic video
+   (mobileinst-synth) with its ground truth;
 2. starts ``mobileinst_node`` in its own process with the shipped model, on a ROS domain of its own
    on loopback (nothing outside this machine sees it) with the package's Fast DDS profile;
 3. plays the bag's camera topic through real ROS topics at its recorded rate and records the node's
    InstanceArrays, ModelInfo and /diagnostics, each in its own process (``replay.bag_replay``);
 4. writes an overlay video (each camera image with the masks, track ids, classes and scores the node
-   published for it) and a summary JSON, and prints where they are.
+   published for it) and a summary JSON (with what it saw: tracks and instances per class), and
+   prints where they are.
 
 ``--depth`` adds depth fusion: the bag also gets an aligned 16UC1 depth image and its CameraInfo per
 frame (a wall at 5 m, each ground-truth object at its own distance, 5% holes), played alongside the
@@ -28,6 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mobileinst_ros.autolabel.sources import SourceError, open_frames
 from mobileinst_ros.data import bags
 from mobileinst_ros.data.synth import write_dataset
 from mobileinst_ros.messages.instances import decode_instance_masks
@@ -59,11 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mobileinst-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (replaced)")
-    parser.add_argument("--frames", type=int, default=100, help="frames of the synthetic video")
+    parser.add_argument("--video", type=Path, default=None,
+                        help="a real video (or image folder / bag) to play; default: a rendered synthetic video")
+    parser.add_argument("--start", type=int, default=0, help="first frame of --video")
+    parser.add_argument("--frames", type=int, default=100, help="frames to play")
     parser.add_argument("--fps", type=float, default=10.0, help="camera rate of the bag")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--seed", type=int, default=2024, help="seed of the synthetic video")
+    parser.add_argument("--topic", default=bags.IMAGE_TOPIC, help="image topic when --video is a bag")
     parser.add_argument("--keyframe-interval", type=int, default=None, help="T (default: the config's)")
     parser.add_argument("--depth", action="store_true",
                         help="also play a synthetic aligned depth image + CameraInfo and run depth fusion")
@@ -105,6 +113,24 @@ def _depth_topics(width: int, height: int) -> Callable[[int, list], list[tuple[s
 
 
 def _make_bag(out: Path, args: argparse.Namespace) -> Path:
+    return _video_bag(out, args) if args.video is not None else _synthetic_bag(out, args)
+
+
+def _video_bag(out: Path, args: argparse.Namespace) -> Path:
+    """``--frames`` frames of ``--video`` from ``--start``, resized to the camera size, as a bag."""
+    bag, size = out / "input_bag", (args.width, args.height)
+    source = open_frames(args.video, topic=args.topic, start=args.start, max_frames=args.frames)
+    frames = (rgb if rgb.shape[1::-1] == size else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+              for _, rgb in source.frames())
+    count = bags.write_image_bag(frames, bag, fps=args.fps)
+    if count == 0:
+        raise DemoError(f"{args.video}: no frame at or after frame {args.start}")
+    _say(f"wrote {count} frames of {args.video} (from frame {args.start}) as a {args.width}x{args.height} "
+         f"camera at {args.fps:g} Hz to {bag}")
+    return bag
+
+
+def _synthetic_bag(out: Path, args: argparse.Namespace) -> Path:
     dataset, bag = out / "dataset", out / "input_bag"
     write_dataset(dataset, videos=1, frames=args.frames, width=args.width, height=args.height, seed=args.seed,
                   progress=False)
@@ -207,7 +233,8 @@ def _summary(model: Path, sent: list[tuple[int, int]], outputs: dict[int, tuple[
     instances = [len(msg.instances) for msg, _ in processed]
     return {
         "model": str(model),
-        "camera": {"frames": len(sent), "fps": args.fps, "size": [args.width, args.height]},
+        "camera": {"frames": len(sent), "fps": args.fps, "size": [args.width, args.height],
+                   "source": str(args.video) if args.video is not None else "synthetic"},
         "frames_in": len(sent),
         "frames_processed": len(processed),
         "frames_dropped": len(sent) - len(processed),
@@ -218,11 +245,25 @@ def _summary(model: Path, sent: list[tuple[int, int]], outputs: dict[int, tuple[
         "instances": {"total": sum(instances), "per_processed_frame": round(float(np.mean(instances)), 2)
                       if instances else 0.0},
         "tracks": len({inst.track_id for msg, _ in processed for inst in msg.instances}),
+        "seen": _seen(processed),
         "node_counts": _node_counts(recording),
         **({"depth": _depth_summary(processed)} if args.depth else {}),
         "notes": "end_to_end: image published by the player -> InstanceArray received by the recorder "
                  "(separate processes, one clock); model: the tracker's own time per frame",
     }
+
+
+def _seen(processed: list[tuple[Any, int]]) -> dict[str, dict[str, float]]:
+    """Per class the node published: distinct track ids, and instances per processed frame."""
+    tracks: dict[str, set[int]] = {}
+    instances: dict[str, int] = {}
+    for msg, _ in processed:
+        for inst in msg.instances:
+            tracks.setdefault(inst.class_name, set()).add(inst.track_id)
+            instances[inst.class_name] = instances.get(inst.class_name, 0) + 1
+    frames = max(len(processed), 1)
+    return {name: {"tracks": len(tracks[name]), "per_frame": round(instances[name] / frames, 2)}
+            for name in sorted(instances, key=lambda n: -instances[n])}
 
 
 def _depth_summary(processed: list[tuple[Any, int]]) -> dict[str, Any]:
@@ -237,7 +278,7 @@ def _depth_summary(processed: list[tuple[Any, int]]) -> dict[str, Any]:
 def _print_summary(summary: dict[str, Any], video: Path, path: Path) -> None:
     lat = summary["latency_ms"]
     print()
-    print("mobileinst demo: the real node on a replayed rosbag")
+    print(f"mobileinst demo: the real node on a replayed rosbag ({summary['camera']['source']})")
     print(f"  frames in / processed / dropped : {summary['frames_in']} / {summary['frames_processed']} / "
           f"{summary['frames_dropped']}  (camera {summary['camera']['fps']:g} Hz, processed "
           f"{summary['processed_fps']:g} fps)")
@@ -245,6 +286,9 @@ def _print_summary(summary: dict[str, Any], video: Path, path: Path) -> None:
           f" model {lat['model']['p50']} / {lat['model']['p95']} ms")
     print(f"  instances / tracks              : {summary['instances']['total']} "
           f"({summary['instances']['per_processed_frame']} per frame) / {summary['tracks']}")
+    seen = ", ".join(f"{name}: {v['tracks']} track{'s' * (v['tracks'] != 1)}, {v['per_frame']:g} per frame"
+                     for name, v in summary["seen"].items())
+    print(f"  what it saw                     : {seen or 'nothing'}")
     if "depth" in summary:
         depth = summary["depth"]
         print(f"  3D (depth fusion)               : {depth['located']} of {depth['instances']} instances located, "
@@ -287,9 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.frames < 1 or args.fps <= 0 or args.width < 32 or args.height < 32:
         print("mobileinst-demo: error: --frames >= 1, --fps > 0, --width and --height >= 32", file=sys.stderr)
         return 2
+    if args.video is not None and (args.depth or args.start < 0):
+        print("mobileinst-demo: error: --depth needs the synthetic video (its depth comes from the ground truth); "
+              "--start >= 0", file=sys.stderr)
+        return 2
     try:
         return run(args)
-    except (DemoError, ReplayError, bags.BagError, OSError) as error:
+    except (DemoError, ReplayError, SourceError, bags.BagError, OSError) as error:
         print(f"mobileinst-demo: error: {error}", file=sys.stderr)
         return 1
 
