@@ -85,6 +85,7 @@ def test_bench_times_a_peer_graph_in_the_same_rounds_and_reports_ratios(tmp_path
     assert result["ratios"]["fp32_T1_over_tiny"] == pytest.approx(t1 / tiny["mean"], rel=1e-2)
     assert result["ratios"]["int8_T1_over_tiny"] is None          # no INT8 run
     assert "fp32_T3_over_tiny <= 0.45" in result["targets"]
+    assert result["ratios_cpu_time"]["fp32_T1_over_tiny"] > 0   # CPU time: immune to other processes
     assert "tiny" in capsys.readouterr().out
 
 

@@ -12,7 +12,8 @@ letterbox, network, NMS and mask assembly) on the same 640x480 frames in the sam
 Prints a table; ``--json PATH`` writes ``latency_ms`` (per stage and per frame), ``ratios``
 (``t3_over_t1``, ``int8_over_fp32``, ``mobileinst_over_sparseinst``, ``mobileinst_over_yolact``,
 ``non_keyframe_over_keyframe`` and, per ``--peer`` NAME, ``{fp32,int8}_{T1,T3}_over_NAME``, at
-640x480), ``targets`` and ``peak_rss_mb``.
+640x480), the same on this process's CPU time (``ratios_cpu_time``: a loaded shared core inflates
+wall time), ``targets`` and ``peak_rss_mb``.
 """
 from __future__ import annotations
 
@@ -197,10 +198,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a / b, 3)
 
 
-def _mean(tree: dict, *keys: str) -> float | None:
+def _mean(tree: dict, *keys: str, stat: str = "mean") -> float | None:
     for key in keys:
         tree = tree.get(key, {})
-    return tree.get("mean")
+    return tree.get(stat)
 
 
 def _non_keyframe_over_keyframe(ref: dict) -> float | None:
@@ -225,6 +226,19 @@ def _ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
         "int8_t3_mean_ms": _mean(ref, "int8", "T3"),
         "non_keyframe_over_keyframe": _non_keyframe_over_keyframe(ref),
         **versus,
+    }
+
+
+def _cpu_ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
+    """The YOLO-seg ratios on this process's CPU time (means; non-keyframe over keyframe: medians),
+    which other processes' time slices on a shared core do not inflate."""
+    ref, peer = latency.get(REFERENCE, {}), peers.get(REFERENCE, {})
+    t3 = ref.get("fp32", {}).get("T3", {})
+    return {
+        "t3_over_t1": _ratio(_mean(ref, "fp32", "T3", stat="cpu_mean"), _mean(ref, "fp32", "T1", stat="cpu_mean")),
+        "non_keyframe_over_keyframe": _ratio(t3.get("non_keyframe_cpu_median"), t3.get("keyframe_cpu_median")),
+        **{f"{prec}_{t}_over_{name}": _ratio(_mean(ref, prec, t, stat="cpu_mean"), _mean(peer, name, stat="cpu_mean"))
+           for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3")},
     }
 
 
@@ -358,6 +372,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},
         "latency_ms": latency, "peers_ms": peers, "ratios": ratios, "targets": _targets(ratios, yolo_peers),
+        "ratios_cpu_time": _cpu_ratios(latency, peers, yolo_peers),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -371,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(_table(result["latency_ms"], result["peers_ms"]))
     print("ratios:", json.dumps(result["ratios"]))
+    if args.peer:
+        print("ratios on CPU time:", json.dumps(result["ratios_cpu_time"]))
     print("targets:", json.dumps(result["targets"]))
     print(f"peak RSS {result['peak_rss_mb']} MB, load average before/after "
           f"{result['load_average']['before'][0]}/{result['load_average']['after'][0]}")

@@ -9,7 +9,8 @@ caches). Every node's time and FLOPs (2 x multiply-adds of Conv, MatMul and Gemm
 the shapes onnxruntime reports, so as executed: x86's NCHWc layout pads channels to its block of 8
 (AVX2) or 16 (AVX-512); other operators count 0) are summed per stage (graph) and per operator
 type (as onnxruntime runs them, after its graph fusions: ``FusedConv`` is Conv + activation, NCHWc
-``Conv``/``ReorderInput``/``ReorderOutput`` are x86 layout ops) for the two paths:
+``Conv``/``ReorderInput``/``ReorderOutput`` are x86 layout ops; convolutions split into 1x1, depthwise and dense kxk) for the
+two paths:
 
 - keyframe: shallow + deep + mask_decoder + instance_decoder
 - non-keyframe (today's feature reuse): shallow + mask_decoder
@@ -67,6 +68,16 @@ def node_flops(op: str, inputs: list[list[int]], outputs: list[list[int]]) -> fl
     return 0.0
 
 
+def _kind(op: str, inputs: list[list[int]]) -> str:
+    """Convolutions split by what limits them on a CPU: 1x1 (a GEMM), depthwise (memory), dense kxk."""
+    if op not in ("Conv", "FusedConv") or len(inputs) < 2 or len(inputs[1]) != 4:
+        return op
+    w = inputs[1]
+    if w[2] == w[3] == 1:
+        return f"{op} 1x1"
+    return f"{op} depthwise" if w[1] == 1 else f"{op} {w[2]}x{w[3]}"
+
+
 def profile_graph(path: Path, feeds: dict[str, np.ndarray], runs: int, threads: int = 1) -> list[dict]:
     """Per executed node: ``name``, ``op``, ``ms`` (mean over ``runs`` - 1 runs), ``flops``."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,8 +100,8 @@ def profile_graph(path: Path, feeds: dict[str, np.ndarray], runs: int, threads: 
         times[name].append(e["dur"] / 1000.0)
         if name not in meta:
             op = args.get("op_name", "?")
-            flops = node_flops(op, _shapes(args.get("input_type_shape", [])), _shapes(args.get("output_type_shape", [])))
-            meta[name] = (op, flops)
+            inputs = _shapes(args.get("input_type_shape", []))
+            meta[name] = (_kind(op, inputs), node_flops(op, inputs, _shapes(args.get("output_type_shape", []))))
     return [{"name": n, "op": meta[n][0], "ms": float(np.mean(t[1:] if len(t) > 1 else t)), "flops": meta[n][1]}
             for n, t in times.items()]
 
@@ -158,7 +169,7 @@ def _markdown(result: dict) -> str:
         for op, o in s["by_op"].items():
             if o["ms"] >= 0.05:
                 lines.append(f"| {op} | {o['ms']} | {100 * o['ms'] / s['ms']:.0f}% | {o['gflops']} | "
-                             f"{o['ms_per_gflop']} | {o['nodes']} |")
+                             f"{o['ms_per_gflop'] or '-'} | {o['nodes']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -52,23 +52,16 @@ VARIANTS: dict[str, tuple[dict, str]] = {
                   "shared"),
     "dense_stem": ({"backbone": {"stem": "dense"}}, "shared"),
     "global_depth2": ({"backbone": {"global_depth": 2}}, "shared"),
-    "combo": ({"kernel_dim": 64, "backbone": {"stem": "dense"},
-               "mask_decoder": {"dim": 64, "fuse": "sum", "enhance_stride8": False}}, "per-resolution"),
-    "recommended": ({"kernel_dim": 64, "backbone": {"stem": "dense"}, "mask_decoder": {"dim": 64, "fuse": "sum"}},
-                    "per-resolution"),
-    "recommended_d2": ({"kernel_dim": 64, "backbone": {"stem": "dense", "global_depth": 2},
-                        "mask_decoder": {"dim": 64, "fuse": "sum"}}, "per-resolution"),
+    "stem_md64": ({"kernel_dim": 64, "backbone": {"stem": "dense"}, "mask_decoder": {"dim": 64, "fuse": "sum"}},
+                  "per-resolution"),
     "skip_deep": ({"backbone": {"skip_blocks": [7, 10, 13, 14]}}, "shared"),
-    "skip_all": ({"backbone": {"skip_blocks": [2, 4, 7, 10, 13, 14]}}, "shared"),
+    "skip_shallow2": ({"backbone": {"skip_blocks": [2]}}, "shared"),
     "lean": ({"kernel_dim": 64, "backbone": {"stem": "dense", "skip_blocks": [7, 10, 13, 14]},
               "mask_decoder": {"dim": 64, "fuse": "sum"}}, "per-resolution"),
     "lean_skip2": ({"kernel_dim": 64, "backbone": {"stem": "dense", "skip_blocks": [2, 7, 10, 13, 14]},
                     "mask_decoder": {"dim": 64, "fuse": "sum"}}, "per-resolution"),
     "lean_skip24": ({"kernel_dim": 64, "backbone": {"stem": "dense", "skip_blocks": [2, 4, 7, 10, 13, 14]},
                      "mask_decoder": {"dim": 64, "fuse": "sum"}}, "per-resolution"),
-    "leanest": ({"kernel_dim": 64, "backbone": {"stem": "dense", "skip_blocks": [2, 4, 7, 10, 13, 14],
-                                                 "global_depth": 2},
-                 "mask_decoder": {"dim": 64, "fuse": "sum", "enhance_stride8": False}}, "per-resolution"),
 }
 CLASSES = [f"class{i}" for i in range(6)]
 INSTANCES = 2
@@ -118,15 +111,16 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def run(names: list[str], peers: list[tuple[str, Path]], out: Path, rounds: int, frames: int,
-        reference: str | None) -> dict:
-    export_variants(names, out)
+        reference: str | None, precision: str = "fp32") -> dict:
+    if precision == "fp32":
+        export_variants(names, out)  # INT8 graphs come from mobileinst-quantize on copies of these
     video = generate_video(seed=2024, index=0, frames=30, width=RESOLUTION[0], height=RESOLUTION[1]).frames
     runs: dict[tuple[str, str], object] = {}
     dirs = {name: out / name for name in names}
     if reference:
         dirs["trained"] = Path(reference)
     for name, path in dirs.items():
-        engine = Engine(path, resolution=RESOLUTION)
+        engine = Engine(path, resolution=RESOLUTION, precision=precision)
         if name != "trained":
             engine.select = functools.partial(_top_queries, engine)
         for label, interval in (("T1", 1), ("T3", 3)):
@@ -142,7 +136,7 @@ def run(names: list[str], peers: list[tuple[str, Path]], out: Path, rounds: int,
     summary: dict[str, dict] = {}
     for (name, label), run_ in runs.items():
         summary.setdefault(name, {})[label] = run_.series.summary()
-    result = {"resolution": f"{RESOLUTION[0]}x{RESOLUTION[1]}", "rounds": rounds, "frames_per_round": frames,
+    result = {"resolution": f"{RESOLUTION[0]}x{RESOLUTION[1]}", "precision": precision, "rounds": rounds, "frames_per_round": frames,
               "machine": _machine(), "load_average": [round(x, 2) for x in os.getloadavg()],
               "latency_ms": summary, "ratios": {}}
     # CPU-time medians: on a shared core, wall time counts other processes' slices and rare long
@@ -187,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", action="append", default=[], type=_peer_arg, metavar="NAME=PATH")
     parser.add_argument("--reference", default="models/default", help="trained model also timed ('' to skip)")
     parser.add_argument("--out", type=Path, default=Path("runs/variants"), help="exported variants (reused)")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                        help="int8: variants under --out quantized beforehand (mobileinst-quantize on copies)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--json", type=Path)
@@ -195,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if "baseline" not in names:
         names.insert(0, "baseline")
     try:
-        result = run(names, args.peer, args.out, args.rounds, args.frames, args.reference or None)
+        result = run(names, args.peer, args.out, args.rounds, args.frames, args.reference or None, args.precision)
     except (ModelLoadError, ValueError, RuntimeError) as err:
         print(f"variants: error: {err}", file=sys.stderr)
         return 1
