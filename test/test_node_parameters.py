@@ -55,6 +55,7 @@ def test_run_time_changes_are_checked_and_applied(model: Path, tmp_path: Path) -
             ("max_track_age", -1): "out of range",
             ("score_threshold", "high"): "Wrong parameter type",
             ("adaptive_keyframes", "yes"): "Wrong parameter type",
+            ("reuse_mode", "everything"): "must be one of features, kernels",
             ("labels", ("red", "purple")): "not classes of the model",
             ("model_path", "/elsewhere"): "read at configure",
             ("threads", 2): "read at configure",
@@ -74,6 +75,9 @@ def test_run_time_changes_are_checked_and_applied(model: Path, tmp_path: Path) -
         assert client.get_parameter("adaptive_keyframes") is False
         assert client.set_parameter("adaptive_keyframes", True).successful
         assert client.get_parameter("adaptive_keyframes") is True
+        assert client.get_parameter("reuse_mode") == "features"
+        assert client.set_parameter("reuse_mode", "kernels").successful   # the paper's reuse, live
+        assert client.get_parameter("reuse_mode") == "kernels"
 
         # Labels and score threshold at run time.
         assert client.set_parameter("labels", ["red", "blue"]).successful

@@ -89,6 +89,27 @@ def test_keyframe_every_T_frames_and_reused_kernels_follow_moving_objects(engine
     assert set(results[0].timings_ms) == {"preprocess", "backbone", "instance_decoder", "postprocess", "tracking"}
 
 
+@pytest.mark.parametrize("reuse, deep_runs", [("features", 1), ("kernels", 3)])
+def test_reuse_mode_decides_whether_non_keyframes_run_the_deep_backbone(engine, reuse, deep_runs, monkeypatch):
+    calls = []
+    deep = engine.deep
+    monkeypatch.setattr(engine, "deep", lambda *args: calls.append(1) or deep(*args))  # a spy: the graph runs
+    tracker = KernelTracker(engine, keyframe_interval=3, reuse_mode=reuse)
+    results = [tracker.process(frame(SIZE, moving(t))) for t in range(3)]
+    assert [r.is_keyframe for r in results] == [True, False, False]
+    assert len(calls) == deep_runs
+    for t, r in enumerate(results):
+        assert "instance_decoder" not in r.timings_ms or t == 0  # kernels are reused in both modes
+        assert ids_by_class(r) == {RED: 1, GREEN: 2}
+        for inst in r.instances:
+            assert iou(inst.mask, box_mask(SIZE, moving(t)[inst.class_id])) > 0.7
+
+
+def test_unknown_reuse_mode_is_refused(engine):
+    with pytest.raises(ValueError, match="reuse_mode must be one of"):
+        KernelTracker(engine, reuse_mode="everything")
+
+
 def test_non_keyframe_masks_move_while_kernels_stay_fixed(engine):
     tracker = KernelTracker(engine, keyframe_interval=100)
     first = tracker.process(frame(SIZE, moving(0)))

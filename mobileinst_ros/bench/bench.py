@@ -101,8 +101,10 @@ class Series:
 class MobileInstRun:
     """One tracker configuration fed frames of one video in order."""
 
-    def __init__(self, engine: Engine, frames: list[np.ndarray], interval: int, adaptive: bool, name: str):
-        self.tracker = KernelTracker(engine, keyframe_interval=interval, adaptive_keyframes=adaptive)
+    def __init__(self, engine: Engine, frames: list[np.ndarray], interval: int, adaptive: bool, name: str,
+                 reuse_mode: str = "features"):
+        self.tracker = KernelTracker(engine, keyframe_interval=interval, adaptive_keyframes=adaptive,
+                                     reuse_mode=reuse_mode)
         self.frames, self.next = frames, 0
         self.series = Series(name, STAGES)
 
@@ -222,6 +224,7 @@ def _ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
         "mobileinst_over_sparseinst": _ratio(_mean(ref, "fp32", "T1"), _mean(peer, "sparseinst")),
         "mobileinst_over_yolact": _ratio(_mean(ref, "fp32", "T1"), _mean(peer, "yolact")),
         "adaptive_t3_over_t1": _ratio(_mean(ref, "fp32", "T3-adaptive"), _mean(ref, "fp32", "T1")),
+        "kernel_reuse_t3_over_t1": _ratio(_mean(ref, "fp32", "T3-kernels"), _mean(ref, "fp32", "T1")),
         "fp32_t3_mean_ms": _mean(ref, "fp32", "T3"),
         "int8_t3_mean_ms": _mean(ref, "int8", "T3"),
         "non_keyframe_over_keyframe": _non_keyframe_over_keyframe(ref),
@@ -323,10 +326,12 @@ def _build_runs(args: argparse.Namespace, resolutions: list[tuple[int, int]], pe
     for w, h in resolutions:
         frames = generate_video(seed=2024, index=0, frames=30, width=w, height=h).frames
         for prec, engine in engines.items():
-            for label, interval, adaptive in (("T1", 1, False), ("T3", 3, False), ("T3-adaptive", 3, True)):
-                if adaptive and (prec != "fp32" or f"{w}x{h}" != REFERENCE):
+            for label, interval, adaptive, reuse in (("T1", 1, False, "features"), ("T3", 3, False, "features"),
+                                                     ("T3-adaptive", 3, True, "features"),
+                                                     ("T3-kernels", 3, False, "kernels")):
+                if label.startswith("T3-") and (prec != "fp32" or f"{w}x{h}" != REFERENCE):
                     continue
-                runs[(f"{w}x{h}", prec, label)] = MobileInstRun(engine, frames, interval, adaptive, label)
+                runs[(f"{w}x{h}", prec, label)] = MobileInstRun(engine, frames, interval, adaptive, label, reuse)
         if not args.no_peers and f"{w}x{h}" == REFERENCE:
             paths = export_peers_elsewhere(engines["fp32"], (w, h), peer_dir)
             for kind, path in paths.items():

@@ -4,7 +4,9 @@
         [--policy 1 --policy 3 --policy 3a --policy 6a ...] [--precision fp32] [--json PATH]
 
 A policy is ``T`` (a keyframe every T frames) or ``Ta`` (every T frames at the latest, earlier when
-the adaptive checks of ``KernelTracker`` fire). Each runs offline over the whole annotated dataset
+the adaptive checks of ``KernelTracker`` fire); a ``k`` suffix (``3k``, ``3ak``) selects the paper's
+reuse (``reuse_mode="kernels"``: non-keyframes rerun the whole backbone, skip only the instance decoder)
+instead of today's reuse of the keyframe's deep features. Each runs offline over the whole annotated dataset
 (``evaluation.offline``) and is scored with the project's YouTube-VIS AP and trackeval (IDSW: identity
 switches). Latency comes from the same run, so with a loaded machine compare the keyframe fraction.
 """
@@ -26,22 +28,24 @@ __all__ = ["parse_policy", "evaluate_policy", "main"]
 DEFAULT_POLICIES = ("1", "3", "3a", "6", "6a")
 
 
-def parse_policy(text: str) -> tuple[int, bool]:
-    """'3' -> (3, False); '6a' -> (6, True)."""
-    adaptive = text.endswith("a")
+def parse_policy(text: str) -> tuple[int, bool, str]:
+    """'3' -> (3, False, 'features'); '6a' -> (6, True, 'features'); '3k' -> (3, False, 'kernels')."""
+    reuse = "kernels" if text.endswith("k") else "features"
+    rest = text[:-1] if reuse == "kernels" else text
+    adaptive = rest.endswith("a")
     try:
-        interval = int(text[:-1] if adaptive else text)
+        interval = int(rest[:-1] if adaptive else rest)
     except ValueError:
-        raise ValueError(f"policy must look like 3 or 3a, got {text!r}") from None
+        raise ValueError(f"policy must look like 3, 3a, 3k or 3ak, got {text!r}") from None
     if interval < 1:
         raise ValueError(f"policy interval must be >= 1, got {text!r}")
-    return interval, adaptive
+    return interval, adaptive, reuse
 
 
 def evaluate_policy(engine: Engine, dataset: Path, policy: str, max_frames: int | None = None) -> dict:
     """One offline run of ``policy`` over ``dataset``: AP, tracking and latency figures."""
-    interval, adaptive = parse_policy(policy)
-    tracker = KernelTracker(engine, keyframe_interval=interval, adaptive_keyframes=adaptive)
+    interval, adaptive, reuse = parse_policy(policy)
+    tracker = KernelTracker(engine, keyframe_interval=interval, adaptive_keyframes=adaptive, reuse_mode=reuse)
     source = open_source(dataset, engine.class_names)
     run = run_offline(source, tracker, {"policy": policy}, progress=False, max_frames=max_frames)
     summary = summarize(run)
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mobileinst_ros.bench.keyframes", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/default")
     parser.add_argument("--input", required=True, type=Path, help="annotated YouTube-VIS dataset")
-    parser.add_argument("--policy", action="append", help=f"T or Ta, repeatable (default {' '.join(DEFAULT_POLICIES)})")
+    parser.add_argument("--policy", action="append", help=f"T, Ta, Tk or Tak, repeatable (default {' '.join(DEFAULT_POLICIES)})")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
     parser.add_argument("--resolution", help="model resolution WxH (default: closest to the video's aspect)")
     parser.add_argument("--max-frames", type=int)

@@ -67,6 +67,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("adaptive_keyframes", _T.BOOL, False,
          "Run the full model early when the scene changes (reused masks shrink or lose confidence, "
          "features drift) instead of waiting for the T-th image.", live=True),
+    Spec("reuse_mode", _T.STRING, "features",
+         "What an image between keyframes reuses: features (the keyframe's deep backbone features and kernels: "
+         "runs only the shallow backbone and mask decoder, fastest) or kernels (MobileInst's paper: runs the "
+         "whole backbone and mask decoder, skips only the instance decoder).", live=True,
+         choices=("features", "kernels")),
     Spec("association_threshold", _T.DOUBLE, None,
          "Minimum kernel similarity to continue a track; unset: the tracker's default.", live=True,
          bounds=(0.0, 1.0)),

@@ -5,9 +5,11 @@ instance decoder. Its kernels are associated with the tracks' kernels by cosine 
 (``association.associate``): matched tracks keep their id, new instances start tracks (ids from 1),
 unmatched tracks are kept ``max_track_age`` frames so that an instance that comes back is found again.
 
-A non-keyframe reuses the last keyframe's kernels (the paper) and also its deep features x4, x5, x6:
-it runs only the shallow backbone (to stride 8) and the mask decoder, then masks = kernels x new mask
-features for the instances of the last keyframe. With ``adaptive_keyframes`` a non-keyframe whose
+A non-keyframe reuses the last keyframe's kernels (the paper) and, with ``reuse_mode="features"`` (default),
+also its deep features x4, x5, x6: it runs only the shallow backbone (to stride 8) and the mask decoder,
+then masks = kernels x new mask features for the instances of the last keyframe. ``reuse_mode="kernels"`` is
+the paper's mode: a non-keyframe runs the whole backbone and mask decoder and skips only the instance
+decoder (slower, masks from the frame's own deep features). With ``adaptive_keyframes`` a non-keyframe whose
 reused masks collapse or swell (area ratio to the keyframe outside [area_ratio, 1/area_ratio]), lose
 confidence (maskness down by ``maskness_drop``) or whose scene moved away from the keyframe's
 (x3 pooled to the stride-64 grid changed by more than ``feature_change``, relative mean absolute
@@ -28,7 +30,9 @@ from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.engine import Detections, Engine, Features, NonFiniteOutputError, Prepared
 from mobileinst_ros.tracking.association import associate
 
-__all__ = ["TrackedInstance", "TrackedFrame", "KernelTracker"]
+__all__ = ["TrackedInstance", "TrackedFrame", "KernelTracker", "REUSE_MODES"]
+
+REUSE_MODES = ("features", "kernels")
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +110,10 @@ class KernelTracker:
 
     def __init__(self, engine: Engine, keyframe_interval: int = 3, association_threshold: float = 0.5,
                  max_track_age: int = 30, adaptive_keyframes: bool = False, area_ratio: float = 0.5,
-                 maskness_drop: float = 0.15, feature_change: float = 0.35) -> None:
+                 maskness_drop: float = 0.15, feature_change: float = 0.35, reuse_mode: str = "features") -> None:
         self.engine = engine
         self.keyframe_interval = keyframe_interval
+        self.reuse_mode = reuse_mode
         self.association_threshold = association_threshold
         self.max_track_age = max_track_age
         self.adaptive_keyframes = adaptive_keyframes
@@ -126,6 +131,16 @@ class KernelTracker:
         if int(value) < 1:
             raise ValueError(f"keyframe_interval must be >= 1, got {value}")
         self._keyframe_interval = int(value)
+
+    @property
+    def reuse_mode(self) -> str:
+        return self._reuse_mode
+
+    @reuse_mode.setter
+    def reuse_mode(self, value: str) -> None:
+        if value not in REUSE_MODES:
+            raise ValueError(f"reuse_mode must be one of {REUSE_MODES}, got {value!r}")
+        self._reuse_mode = value
 
     def reset(self) -> None:
         """Forget all tracks and cached features; the next frame is a keyframe, ids restart at 1."""
@@ -164,10 +179,11 @@ class KernelTracker:
             return "interval"
         return ""
 
-    def _keyframe(self, prepared: Prepared, clock: _Clock, reason: str,
-                  x3: np.ndarray | None = None) -> list[TrackedInstance]:
-        features = (self.engine.keyframe_features(prepared) if x3 is None
-                    else self.engine.deep_features(prepared.resolution, x3))
+    def _keyframe(self, prepared: Prepared, clock: _Clock, reason: str, x3: np.ndarray | None = None,
+                  features: Features | None = None) -> list[TrackedInstance]:
+        if features is None:
+            features = (self.engine.keyframe_features(prepared) if x3 is None
+                        else self.engine.deep_features(prepared.resolution, x3))
         clock.lap("backbone")
         decoded = self.engine.decode(features)
         clock.lap("instance_decoder")
@@ -217,14 +233,18 @@ class KernelTracker:
             clock.lap("backbone")
             self._since_keyframe += 1
             return [], ""
-        features = self.engine.reuse_features(prepared, self._kf_features, x3)
+        if self.reuse_mode == "kernels":
+            features = self.engine.deep_features(prepared.resolution, x3)
+        else:
+            features = self.engine.reuse_features(prepared, self._kf_features, x3)
         clock.lap("backbone")
         kernels = np.stack([t.kernel for t in self._active])
         logits, mness, cells = self.engine.reuse_masks(kernels, features, prepared.geometry)
         clock.lap("postprocess")
         trigger = self._mask_trigger(mness, cells)
         if trigger:
-            return self._keyframe(prepared, clock, trigger, features.x3), trigger
+            own = features if self.reuse_mode == "kernels" else None  # already this frame's full features
+            return self._keyframe(prepared, clock, trigger, features.x3, own), trigger
         masks = self.engine.to_image(logits, prepared.geometry)
         clock.lap("postprocess")
         instances = [TrackedInstance(t.track_id, t.class_id, t.query_score * float(mk), mask_bbox(m), m)
