@@ -134,14 +134,16 @@ class Engine:
     """MobileInst on onnxruntime. ``resolution`` (w, h) or '640x480' fixes the model resolution;
     None picks, per image, the exported resolution closest to the image's aspect ratio.
     ``score_threshold``, ``mask_threshold`` and ``max_instances`` are plain attributes: change them at
-    run time. Defaults come from ``model.yaml``."""
+    run time. Defaults come from ``model.yaml``. ``model_dir`` may also be a ``ModelSpec`` already made,
+    for a subclass whose ``_load_graphs`` runs the graphs another way (training's ``TorchEngine``)."""
 
-    def __init__(self, model_dir: str | Path, threads: int = 1, resolution: tuple[int, int] | str | None = None,
+    def __init__(self, model_dir: str | Path | ModelSpec, threads: int = 1,
+                 resolution: tuple[int, int] | str | None = None,
                  precision: str = "fp32", resize: str | None = None, score_threshold: float | None = None,
                  mask_threshold: float | None = None, max_instances: int | None = None) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        self.spec: ModelSpec = load_spec(model_dir)
+        self.spec: ModelSpec = model_dir if isinstance(model_dir, ModelSpec) else load_spec(model_dir)
         d = self.spec.defaults
         self.score_threshold = float(score_threshold if score_threshold is not None else d["score_threshold"])
         self.mask_threshold = float(mask_threshold if mask_threshold is not None else d["mask_threshold"])

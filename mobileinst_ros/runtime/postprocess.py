@@ -1,6 +1,6 @@
 """Scores, instance selection and masks at the image's resolution (numpy + OpenCV).
 
-As the torch model's post-processing (``model/postprocess.py``): query score
+The one post-processing (the robot's, and training's validation through ``training.torch_engine``): query score
 ``sqrt(sigmoid(best class logit) * sigmoid(objectness))``, rescored by the mean mask probability inside
 the mask ("maskness"), no NMS. Here maskness is taken on the stride-8 grid (cheap) rather than at full
 resolution. Masks are ``kernels @ mask_features`` (stride-8 logits); each is warped straight from the

@@ -38,7 +38,7 @@ from ..model.matcher import HungarianMatcher
 from ..model.mobileinst import DEFAULT_MODEL_CONFIG, build_model, count_parameters, merge_config, normalize_images
 from .plot import plot_metrics
 from .step import TrainStep
-from .video_inference import evaluate_dataset
+from .validation import validate as validate_model
 
 __all__ = ["DEFAULT_CONFIG", "Trainer", "build_trainer", "load_config", "load_dataset", "train", "main"]
 
@@ -81,6 +81,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "threads": 2,
         "precision": "fp32",
         "freeze_backbone_blocks": -1,
+        "precise_bn_batches": 20,
         "channels_last": True,
         "log_every": 10,
         "checkpoint_every_s": 300,
@@ -91,7 +92,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "max_videos": 20,
         "keyframe_interval": 3,
         "score_threshold": 0.05,
-        "top_k": 10,
+        "max_instances": 10,
         "mask_threshold": 0.5,
         "association_threshold": 0.5,
     },
@@ -242,6 +243,32 @@ class Trainer:
             self.optimizer.step()
         return {k: v.detach() for k, v in losses.items()}
 
+    @torch.no_grad()
+    def precise_bn(self, batches: int) -> None:
+        """Recompute the BatchNorm running statistics as the plain mean over ``batches`` training
+        batches with the current weights (detectron2's PreciseBN). The running averages that
+        training keeps lag behind fast-changing weights; eval-mode inference then sees activations
+        the heads never saw (a tiny model's masks vanished entirely in eval mode). The frozen
+        prefix keeps its statistics."""
+        frozen = {id(m) for m in self.frozen.modules()} if self.frozen is not None else set()
+        norms = [m for m in self.model.modules()
+                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and id(m) not in frozen]
+        if batches <= 0 or not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        self.train_mode()
+        size = self.cfg["train"]["batch_size"]
+        start = 10 ** 9  # a stream of clip pairs apart from the training sampler's
+        for b in range(batches):
+            batch = collate_pairs([self.pairs[start + b * size + i] for i in range(size)])
+            images = normalize_images(batch["images"].to(self.device)).flatten(0, 1)
+            self.model(images.contiguous(memory_format=self.memory_format))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+
     @property
     def trainable(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -360,10 +387,8 @@ def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
 
     def validate(step: int) -> dict:
         nonlocal best_ap
-        metrics = evaluate_dataset(model, val_set, tuple(vcfg["input_size"]), vcfg["max_videos"],
-                                   keyframe_interval=vcfg["keyframe_interval"], top_k=vcfg["top_k"],
-                                   score_threshold=vcfg["score_threshold"], mask_threshold=vcfg["mask_threshold"],
-                                   association_threshold=vcfg["association_threshold"])
+        trainer.precise_bn(int(tcfg["precise_bn_batches"]))
+        metrics = validate_model(model, val_set, vcfg)
         trainer.train_mode()
         with open(out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"type": "val", "step": step, "time": time.time(), **metrics}) + "\n")
@@ -414,6 +439,8 @@ def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
         tic = time.perf_counter()
     bar.close()
     if is_main:
+        if val_set is None:  # else the last validation did it, with these weights
+            trainer.precise_bn(int(tcfg["precise_bn_batches"]))
         checkpoint(steps, "final.pt", full=False)
         plot_metrics(out_dir / "metrics.jsonl", out_dir / "loss.png")
     if world > 1:
