@@ -79,3 +79,20 @@ def test_frozen_prefix_gets_no_gradient_and_keeps_its_statistics(batch):
     assert all(p.grad is not None for p in model.backbone.stage3[3].parameters())
     with pytest.raises(ValueError, match="pretrained"):
         freeze_backbone_prefix(model, 3, {"backbone": {"pretrained": False}})
+
+
+def test_objectness_negatives_push_unmatched_queries_down():
+    torch.manual_seed(0)
+    targets = [{"labels": torch.tensor([0]), "masks": blob_masks(1)}]
+    outputs = {"logits": torch.zeros(1, 4, 2), "objectness": torch.zeros(1, 4, requires_grad=True),
+               "masks": torch.randn(1, 4, 8, 8)}
+    for negatives in (False, True):
+        outputs["objectness"].grad = None
+        losses, indices = SetCriterion(HungarianMatcher(), objectness_negatives=negatives)(outputs, targets)
+        losses["objectness"].backward()
+        grad = outputs["objectness"].grad[0]
+        unmatched = [q for q in range(4) if q not in indices[0][0].tolist()]
+        if negatives:
+            assert (grad[unmatched] > 0).all()  # gradient descent lowers their objectness
+        else:
+            assert (grad[unmatched] == 0).all()

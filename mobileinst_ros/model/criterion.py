@@ -88,7 +88,7 @@ class SetCriterion(nn.Module):
 
     def __init__(self, matcher: HungarianMatcher, weights: dict[str, float] | None = None,
                  focal_alpha: float = 0.25, focal_gamma: float = 2.0, mask_loss_stride: int = 4,
-                 mask_points: int = 0):
+                 mask_points: int = 0, objectness_negatives: bool = False):
         super().__init__()
         self.matcher = matcher
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **(weights or {})}
@@ -102,6 +102,9 @@ class SetCriterion(nn.Module):
         if mask_points < 0:
             raise ValueError(f"mask_points must be >= 0 (0: dense mask losses), got {mask_points}")
         self.mask_points = mask_points
+        # SparseInst trains objectness on the matched queries only; with ``objectness_negatives`` the
+        # unmatched ones learn 0 too, so that a duplicate's score falls with its objectness
+        self.objectness_negatives = objectness_negatives
 
     @staticmethod
     def targets_at(targets: list[dict], stride: int) -> list[torch.Tensor]:
@@ -153,11 +156,18 @@ class SetCriterion(nn.Module):
             m = self.mask_losses(masks[batch_idx, query_idx], tgt_masks)
             losses["dice"] = m["dice"] / num_masks
             losses["mask"] = m["mask"] / num_masks
-            # IoU-aware objectness: the score learns how good the query's own mask is
-            losses["objectness"] = F.binary_cross_entropy_with_logits(
-                objectness[batch_idx, query_idx], m["iou"], reduction="sum") / num_masks
+            iou = m["iou"]
         else:
-            zero = masks.sum() * 0.0 + objectness.sum() * 0.0  # keeps every head in the graph (DDP)
-            losses.update(dice=zero, mask=zero, objectness=zero)
+            zero = masks.sum() * 0.0  # keeps every head in the graph (DDP)
+            losses.update(dice=zero, mask=zero)
+            iou = objectness.new_zeros(0)
+        # IoU-aware objectness: the score learns how good the query's own mask is
+        if self.objectness_negatives:
+            target = torch.zeros_like(objectness)
+            target[batch_idx, query_idx] = iou
+            losses["objectness"] = F.binary_cross_entropy_with_logits(objectness, target, reduction="sum") / num_masks
+        else:
+            losses["objectness"] = F.binary_cross_entropy_with_logits(
+                objectness[batch_idx, query_idx], iou, reduction="sum") / num_masks + objectness.sum() * 0.0
         losses["total"] = sum(self.weights[k] * losses[k] for k in DEFAULT_LOSS_WEIGHTS)
         return losses, indices

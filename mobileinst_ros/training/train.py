@@ -64,6 +64,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "focal_gamma": 2.0,
         "mask_loss_stride": 4,
         "mask_points": 0,
+        "objectness_negatives": False,
         "aux_weight": 1.0,
         "temporal_weight": 1.0,
         "reuse_weight": 1.0,
@@ -318,7 +319,7 @@ def build_trainer(cfg: dict, rank: int = 0, world: int = 1, local_rank: int = 0)
     model = model.to(memory_format=memory_format)
     matcher = HungarianMatcher(**lcfg["matcher"], focal_alpha=lcfg["focal_alpha"], focal_gamma=lcfg["focal_gamma"])
     criterion = SetCriterion(matcher, lcfg["weights"], lcfg["focal_alpha"], lcfg["focal_gamma"],
-                             lcfg["mask_loss_stride"], lcfg["mask_points"])
+                             lcfg["mask_loss_stride"], lcfg["mask_points"], lcfg["objectness_negatives"])
     step_module = TrainStep(model, criterion, lcfg["aux_weight"], lcfg["temporal_weight"], lcfg["reuse_weight"],
                             lcfg["feature_reuse_prob"], autocast_dtype=_autocast_dtype(tcfg["precision"]))
     frozen = freeze_backbone_prefix(model, int(tcfg["freeze_backbone_blocks"]), cfg["model"])
