@@ -45,14 +45,17 @@ def _shapes(entries: list[dict]) -> list[list[int]]:
     return [next(iter(e.values())) for e in entries]
 
 
+_WEIGHT = {"QLinearConv": 3}  # input index of the weights (x, x_scale, x_zero_point, w, ...); others: 1
+
+
 def node_flops(op: str, inputs: list[list[int]], outputs: list[list[int]]) -> float:
     """FLOPs (2 x multiply-adds) of one executed node from its input/output shapes; 0 for operators
     without a weight or matrix product."""
     if not outputs or not inputs:
         return 0.0
     out = float(np.prod(outputs[0]))
-    if op in ("Conv", "FusedConv", "QLinearConv", "ConvInteger") and len(inputs) > 1:
-        w = inputs[1]
+    if op in ("Conv", "FusedConv", "QLinearConv", "ConvInteger") and len(inputs) > _WEIGHT.get(op, 1):
+        w = inputs[_WEIGHT.get(op, 1)]
         if len(w) == 4:
             return 2.0 * out * w[1] * w[2] * w[3]
         if len(w) == 5:  # NCHWc weights [O/b, I/b, kh, kw, b, b] appear as 6-D; 5-D: depthwise blocked
@@ -70,9 +73,10 @@ def node_flops(op: str, inputs: list[list[int]], outputs: list[list[int]]) -> fl
 
 def _kind(op: str, inputs: list[list[int]]) -> str:
     """Convolutions split by what limits them on a CPU: 1x1 (a GEMM), depthwise (memory), dense kxk."""
-    if op not in ("Conv", "FusedConv") or len(inputs) < 2 or len(inputs[1]) != 4:
+    index = _WEIGHT.get(op, 1)
+    if op not in ("Conv", "FusedConv", "QLinearConv") or len(inputs) <= index or len(inputs[index]) != 4:
         return op
-    w = inputs[1]
+    w = inputs[index]
     if w[2] == w[3] == 1:
         return f"{op} 1x1"
     return f"{op} depthwise" if w[1] == 1 else f"{op} {w[2]}x{w[3]}"
