@@ -19,7 +19,8 @@ Python API (one call)::
 ``replay`` starts the recorder, waits until each recorded topic has a publisher, starts the player,
 which waits until each played topic has a subscriber, plays the bag at its recorded rate (times
 ``rate``), and stops the recorder once the last image's output has arrived or nothing arrived for
-``settle_s``. The output bag (sqlite3) stores each message's wall-clock receive time as its timestamp, so
+``settle_s`` (with ``final_topic``, e.g. /diagnostics, only after one more message on it has come, so
+that the node's last report counts every image it processed). The output bag (sqlite3) stores each message's wall-clock receive time as its timestamp, so
 ``receive - send`` is the end-to-end latency across processes. Messages keep their recorded header
 stamps. Raises ``ReplayError`` with the child's last error line when a process fails or times out.
 
@@ -133,7 +134,8 @@ class _Child:
 
 def replay(bag: str | Path, output: str | Path, play_topics: Sequence[str],
            record_topics: Mapping[str, str], *, rate: float = 1.0, reliable: bool = False,
-           env: Mapping[str, str] | None = None, settle_s: float = 2.0, timeout_s: float = 600.0) -> ReplayResult:
+           env: Mapping[str, str] | None = None, settle_s: float = 2.0, timeout_s: float = 600.0,
+           final_topic: str | None = None) -> ReplayResult:
     """Play ``play_topics`` of ``bag`` and record ``record_topics`` (topic -> message type) into the new
     bag ``output``. See the module docstring."""
     env = fastdds_env(env)
@@ -146,6 +148,8 @@ def replay(bag: str | Path, output: str | Path, play_topics: Sequence[str],
         session.wait_until_ready()
         session.play(_Child(play_args, env, "player"))
         session.settle(settle_s)
+        if final_topic is not None:
+            session.await_one_more(final_topic, settle_s)
     finally:
         code = session.stop()
     if code != 0:
@@ -223,6 +227,13 @@ class _Session:
         while last not in self.stamps and time.monotonic() - quiet_since < settle_s:
             if self.drain():
                 quiet_since = time.monotonic()
+            time.sleep(0.02)
+
+    def await_one_more(self, topic: str, timeout_s: float) -> None:
+        """Wait until one more message on ``topic`` has been recorded, at most ``timeout_s``."""
+        seen, until = self.result.received.get(topic, 0), time.monotonic() + timeout_s
+        while self.result.received.get(topic, 0) == seen and time.monotonic() < until:
+            self.drain()
             time.sleep(0.02)
 
     def stop(self) -> int:

@@ -161,7 +161,7 @@ def _run_node_on_bag(model: Path, bag: Path, out: Path, args: argparse.Namespace
     with NodeProcess(log, ros_args, env, error=DemoError) as node:
         _say(f"mobileinst_node is active (ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}, log {log}); "
              f"playing the bag at its recorded rate ...")
-        result = replay(bag, recording, played, topics, env=env)
+        result = replay(bag, recording, played, topics, env=env, final_topic=DIAGNOSTICS_TOPIC)
         node.check_running()
     return result.sent, recording
 
