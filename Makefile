@@ -43,8 +43,15 @@ $(VENV)/.ros_installed: $(VENV)/.editable $(ROS_SOURCES)
 	$(PYTHON) scripts/build_messages.py > $(VENV)/build_messages.log 2>&1 || { tail -30 $(VENV)/build_messages.log; exit 1; }
 	@touch $@
 
-demo: robot-venv
-	$(PYTHON) -m mobileinst_ros.replay.demo
+# The demo's camera: the last 150 frames of opencv-doc's vtest.avi (people walking; frames the default model
+# never trained on), from Debian's registry.
+DEMO_VIDEO := data_cache/footage/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi
+
+$(DEMO_VIDEO):
+	bash scripts/fetch_opencv_doc.sh data_cache/footage
+
+demo: robot-venv $(DEMO_VIDEO)
+	$(PYTHON) -m mobileinst_ros.replay.demo --video $(DEMO_VIDEO) --start 645 --frames 150
 
 test: venv
 	$(PYTHON) -m pytest

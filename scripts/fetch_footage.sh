@@ -15,7 +15,8 @@ PY=$(pwd)/.venv/bin/python
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 
-for pkg in opencv-doc darknet; do
+bash "$(dirname "$0")/fetch_opencv_doc.sh" "$DIR"
+for pkg in darknet; do
   if [ ! -d "$DIR/$pkg/usr" ]; then
     (cd "$DIR" && apt-get download "$pkg" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get download "$pkg"; })
     dpkg -x "$DIR/${pkg}"_*.deb "$DIR/$pkg"
