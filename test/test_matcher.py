@@ -100,3 +100,15 @@ def test_bce_cost_is_the_mean_pixel_bce_of_every_pair():
     expected = torch.stack([torch.stack([torch.nn.functional.binary_cross_entropy_with_logits(p, t)
                                          for t in targets]) for p in logits])
     assert torch.allclose(bce_cost(logits, targets), expected, atol=1e-5)
+
+
+def test_a_batch_matches_as_its_images_one_by_one():
+    g = torch.Generator().manual_seed(3)
+    logits, masks = torch.randn(3, 6, 4, generator=g), torch.randn(3, 6, 5, 5, generator=g) * 3
+    targets = [{"labels": torch.randint(0, 4, (m,), generator=g), "masks": (torch.rand(m, 5, 5, generator=g) > 0.5).float()}
+               for m in (2, 0, 3)]
+    matcher = HungarianMatcher()
+    together = matcher(logits, masks, targets)
+    for b in range(3):
+        (q, t), = matcher(logits[b:b + 1], masks[b:b + 1], targets[b:b + 1])
+        assert torch.equal(q, together[b][0]) and torch.equal(t, together[b][1])
