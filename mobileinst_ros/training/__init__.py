@@ -1,4 +1,4 @@
-"""Training: ``mobileinst-train`` (train.py), the training step, video inference for validation."""
+"""Training: ``mobileinst-train`` (train.py), the training step, validation through ``TorchEngine``."""
 import os
 
 # Idle OpenMP threads sleep instead of spinning. On a small CPU shared with other jobs, spinning

@@ -1,12 +1,14 @@
 """``mobileinst-train --config config/train/<name>.yaml``: train MobileInst on frame pairs.
 
-Progress bar (tqdm) with loss and ETA, periodic validation (YouTube-VIS AP), checkpoints
+Progress bar (tqdm) with loss and ETA, periodic validation (``validation.py``: the robot's engine
+post-processing and tracker on the torch model, ``mobileinst-eval``'s AP and more), checkpoints
 (``last.pt`` every ``checkpoint_every_s``, ``best.pt`` by validation AP, ``final.pt``), resume
 (``--resume auto`` continues from ``<out_dir>/last.pt``), a metrics log (``metrics.jsonl``) and a
 loss plot (``loss.png``) in ``out_dir``.
 
 Several processes or machines: launch with ``torchrun`` (``--nproc_per_node``, ``--nnodes``, ...);
 DistributedDataParallel uses gloo on CPU and nccl on GPU. ``train.batch_size`` is per process.
+``build_trainer`` + ``Trainer.step`` are one step, as ``scripts/profile_train_step.py`` times it.
 """
 from __future__ import annotations
 
