@@ -4,7 +4,8 @@
     .venv/bin/python scripts/profile_train_step.py --config config/train/default.yaml \
         --variant fp32:train.precision=fp32 --variant bf16:train.precision=bf16 --rounds 4 --steps 5
 
-Each variant is the config with ``key=value`` overrides (YAML values, dotted keys). The variants take
+Each variant is the config with ``key=value`` overrides (dotted keys, YAML values: write 1.0e-3, not
+1e-3, which YAML reads as a string; lists such as ``model.backbone.skip_blocks=[2, 7]`` are fine). The variants take
 turns: ``--rounds`` rounds of ``--steps`` steps each (after ``--warmup`` untimed steps), so that load
 from other jobs on a shared machine falls on all of them alike. A step is timed from asking the
 loader for its batch to the end of the optimizer step (as ``mobileinst-train`` logs ``s_per_step``).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -46,7 +48,8 @@ def _override(cfg: dict, assignment: str) -> dict:
 def _variant(base: dict, spec: str) -> tuple[str, dict]:
     name, _, overrides = spec.partition(":")
     cfg = base
-    for assignment in filter(None, overrides.split(",")):
+    # commas inside values ("a.b=[1, 2]") stay: a new assignment starts only at ",key="
+    for assignment in filter(None, re.split(r",(?=[\w.]+=)", overrides)):
         cfg = _override(cfg, assignment)
     return name, cfg
 
