@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time training steps of one or more configurations, interleaved, and break one step down.
 
-    .venv/bin/python scripts/profile_train_step.py --config config/train/default.yaml \
+    .venv/bin/python scripts/profile_train_step.py --config config/train/shapes.yaml \
         --variant fp32:train.precision=fp32 --variant bf16:train.precision=bf16 --rounds 4 --steps 5
 
 Each variant is the config with ``key=value`` overrides (dotted keys, YAML values: write 1.0e-3, not
