@@ -158,7 +158,7 @@ def test_postprocessing_matches_a_plain_reference(engine):
     image_size = (300, 180)                     # (w, h), same aspect: stretch == letterbox
     geometry = make_geometry(image_size, (gw * 8, gh * 8), "stretch")
     features = Features((gw * 8, gh * 8), *(np.zeros(1),) * 4, mf)
-    engine.score_threshold, engine.max_instances = 0.3, 10
+    engine.score_threshold, engine.max_instances, engine.duplicate_iou = 0.3, 10, 1.0  # the reference has no NMS
     det = engine.select(decoded, features, geometry)
     masks = engine.to_image(det.mask_logits, geometry)
     mask_logits = np.einsum("nd,dhw->nhw", kernels, mf[0])

@@ -61,6 +61,9 @@ SPECS: tuple[Spec, ...] = (
          live=True, bounds=(0.0, 1.0)),
     Spec("max_instances", _T.INTEGER, None, "At most this many instances per image; unset: the model's default.",
          live=True, bounds=(1, 100)),
+    Spec("duplicate_iou", _T.DOUBLE, None,
+         "Drop an instance whose mask overlaps a better-scored one above this IoU (1: keep all); unset: the "
+         "model's default.", live=True, bounds=(0.0, 1.0)),
     Spec("keyframe_interval", _T.INTEGER, None,
          "T: the full model runs every T-th image, the others reuse its kernels; unset: the tracker's default.",
          live=True, bounds=(1, 100)),

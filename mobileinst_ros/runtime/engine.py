@@ -26,7 +26,8 @@ from threadpoolctl import threadpool_limits
 from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.model_dir import (GRAPH_IO, ModelLoadError, ModelSpec, expected_shapes, load_spec,
                                               parse_resolution)
-from mobileinst_ros.runtime.postprocess import mask_logits, mask_stats, masks_to_image, query_scores, rank
+from mobileinst_ros.runtime.postprocess import (mask_logits, mask_stats, masks_to_image, not_duplicates, query_scores,
+                                                rank)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, preprocess
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
@@ -133,14 +134,15 @@ class _Graph:
 class Engine:
     """MobileInst on onnxruntime. ``resolution`` (w, h) or '640x480' fixes the model resolution;
     None picks, per image, the exported resolution closest to the image's aspect ratio.
-    ``score_threshold``, ``mask_threshold`` and ``max_instances`` are plain attributes: change them at
-    run time. Defaults come from ``model.yaml``. ``model_dir`` may also be a ``ModelSpec`` already made,
+    ``score_threshold``, ``mask_threshold``, ``max_instances`` and ``duplicate_iou`` are plain attributes:
+    change them at run time. Defaults come from ``model.yaml``. ``model_dir`` may also be a ``ModelSpec`` already made,
     for a subclass whose ``_load_graphs`` runs the graphs another way (training's ``TorchEngine``)."""
 
     def __init__(self, model_dir: str | Path | ModelSpec, threads: int = 1,
                  resolution: tuple[int, int] | str | None = None,
                  precision: str = "fp32", resize: str | None = None, score_threshold: float | None = None,
-                 mask_threshold: float | None = None, max_instances: int | None = None) -> None:
+                 mask_threshold: float | None = None, max_instances: int | None = None,
+                 duplicate_iou: float | None = None) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.spec: ModelSpec = model_dir if isinstance(model_dir, ModelSpec) else load_spec(model_dir)
@@ -148,6 +150,7 @@ class Engine:
         self.score_threshold = float(score_threshold if score_threshold is not None else d["score_threshold"])
         self.mask_threshold = float(mask_threshold if mask_threshold is not None else d["mask_threshold"])
         self.max_instances = int(max_instances if max_instances is not None else d["max_instances"])
+        self.duplicate_iou = float(duplicate_iou if duplicate_iou is not None else d["duplicate_iou"])
         self.resize = resize or d["resize"]
         make_geometry((1, 1), (1, 1), self.resize)  # reject a bad mode now, not on the first frame
         self.precision = precision
@@ -262,34 +265,40 @@ class Engine:
         return {k: v[0] for k, v in out.items()}
 
     def select(self, decoded: dict[str, np.ndarray], features: Features, geometry: Geometry) -> Detections:
-        """Queries rescored by maskness; those scoring at least ``score_threshold`` (at most
-        ``max_instances``). Maskness <= 1, so only queries already above the threshold need masks."""
+        """Queries rescored by maskness, duplicates dropped (``duplicate_iou``); those scoring at least
+        ``score_threshold`` (at most ``max_instances``). Maskness <= 1, so only queries already above the
+        threshold need masks."""
         scores, class_ids = query_scores(decoded["logits"], decoded["objectness"])
-        cand, final, mness, cells, logits = self._rescore(scores, decoded["kernels"], features, geometry)
-        keep = rank(final, self.score_threshold, self.max_instances)
+        cand, final, mness, cells, logits, kept = self._rescore(scores, decoded["kernels"], features, geometry)
+        keep = rank(np.where(kept, final, -1.0), self.score_threshold, self.max_instances)
         chosen = cand[keep]
         return Detections(decoded["kernels"][chosen], class_ids[chosen], final[keep], scores[chosen],
                           mness[keep], cells[keep], logits[keep], chosen)
 
     def _rescore(self, scores: np.ndarray, kernels: np.ndarray, features: Features,
                  geometry: Geometry) -> tuple[np.ndarray, ...]:
-        """(queries, final scores, maskness, cells, mask logits) of the queries that can still make the
-        top ``max_instances``: taken best query score first, in chunks, until the next query score is
-        below the ``max_instances``-th best final score (final <= query score), so that most masks of
-        a poorly separated decoder are never computed."""
+        """(queries, final scores, maskness, cells, mask logits, not a duplicate) of the queries that can
+        still make the top ``max_instances``: taken best query score first, in chunks, until the next query
+        score is below the ``max_instances``-th best final score kept (final <= query score, and only a
+        better-scored mask can suppress one), so that most masks of a poorly separated decoder are never
+        computed."""
         order = rank(scores, self.score_threshold, len(scores))
         mf = features.mask_features[0]
-        done = [(order[:0], np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                 np.zeros((0, *mf.shape[1:]), np.float32))]
+        stride = self.spec.mask_stride
+        parts = [(order[:0], np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                  np.zeros((0, *mf.shape[1:]), np.float32))]
+        kept = np.zeros(0, bool)
         for start in range(0, len(order), self.max_instances):
             chunk = order[start:start + self.max_instances]
-            finals = np.concatenate([d[1] for d in done])
+            finals = np.concatenate([p[1] for p in parts])[kept]
             if len(finals) >= self.max_instances and scores[chunk[0]] < np.sort(finals)[-self.max_instances]:
                 break
             logits = mask_logits(kernels[chunk], mf)
-            mness, cells = mask_stats(logits, geometry, self.spec.mask_stride, self.mask_threshold)
-            done.append((chunk, scores[chunk] * mness, mness, cells, logits))
-        return tuple(np.concatenate(parts) for parts in zip(*done))
+            mness, cells = mask_stats(logits, geometry, stride, self.mask_threshold)
+            parts.append((chunk, scores[chunk] * mness, mness, cells, logits))
+            all_logits, all_finals = (np.concatenate([p[i] for p in parts]) for i in (4, 1))
+            kept = not_duplicates(all_logits, all_finals, geometry, stride, self.mask_threshold, self.duplicate_iou)
+        return (*(np.concatenate(column) for column in zip(*parts)), kept)
 
     def detect(self, features: Features, geometry: Geometry) -> Detections:
         """Instance decoder + selection."""

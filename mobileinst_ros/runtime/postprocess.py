@@ -2,8 +2,11 @@
 
 The one post-processing (the robot's, and training's validation through ``training.torch_engine``): query score
 ``sqrt(sigmoid(best class logit) * sigmoid(objectness))``, rescored by the mean mask probability inside
-the mask ("maskness"), no NMS. Here maskness is taken on the stride-8 grid (cheap) rather than at full
-resolution. Masks are ``kernels @ mask_features`` (stride-8 logits); each is warped straight from the
+the mask ("maskness"). Here maskness is taken on the stride-8 grid (cheap) rather than at full
+resolution. One-to-one matching should leave one query per object, but a briefly trained decoder gives
+several (41-68% of the predictions of our CPU-trained models overlapped a better one, docs/training.md), so
+a greedy mask NMS on the stride-8 grid drops a prediction whose mask overlaps a better-scored one at IoU
+above ``duplicate_iou`` (any class: two classes on one object are a duplicate too; 1 turns it off). Masks are ``kernels @ mask_features`` (stride-8 logits); each is warped straight from the
 stride-8 grid to the original image with one bilinear affine map (exact letterbox geometry, no
 intermediate full-resolution copy), and only over the box where it can exceed the threshold.
 """
@@ -14,7 +17,7 @@ import numpy as np
 
 from mobileinst_ros.runtime.preprocess import Geometry
 
-__all__ = ["sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "masks_to_image"]
+__all__ = ["sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates", "masks_to_image"]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -61,6 +64,27 @@ def mask_stats(logits: np.ndarray, geometry: Geometry, stride: int,
     count = inside.sum(axis=(1, 2))
     total = (sigmoid(content) * inside).sum(axis=(1, 2))
     return np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32), count.astype(np.int64)
+
+
+def not_duplicates(logits: np.ndarray, scores: np.ndarray, geometry: Geometry, stride: int, threshold: float,
+                   duplicate_iou: float) -> np.ndarray:
+    """Greedy mask NMS of stride-``stride`` mask logits [K, h, w] with scores [K] -> bool [K]: False for a
+    mask whose IoU (over the image content, at ``threshold``) with a better-scored kept mask exceeds
+    ``duplicate_iou``. Empty masks are kept (they overlap nothing)."""
+    keep = np.ones(len(scores), bool)
+    if duplicate_iou >= 1 or len(scores) < 2:
+        return keep
+    gw = -(-geometry.content_size[0] // stride)
+    gh = -(-geometry.content_size[1] // stride)
+    inside = (logits[:, :gh, :gw] > _logit(threshold)).reshape(len(scores), -1).astype(np.float32)
+    inter = inside @ inside.T
+    area = np.diag(inter)
+    iou = inter / np.maximum(area[:, None] + area[None, :] - inter, 1)
+    for i in np.argsort(-scores, kind="stable"):
+        if keep[i]:
+            later = (scores < scores[i]) | ((scores == scores[i]) & (np.arange(len(scores)) > i))
+            keep &= ~(later & (iou[i] > duplicate_iou))
+    return keep
 
 
 def _warp_one(logits: np.ndarray, geometry: Geometry, stride: int, threshold_logit: float) -> np.ndarray:

@@ -49,7 +49,7 @@ class TorchEngine(Engine):
     def __init__(self, model: MobileInst, class_names: list[str], resolutions: list[tuple[int, int]],
                  threads: int | None = None, score_threshold: float | None = None,
                  mask_threshold: float | None = None, max_instances: int | None = None,
-                 resize: str | None = None) -> None:
+                 duplicate_iou: float | None = None, resize: str | None = None) -> None:
         self.model = model.eval()
         self._torch_graphs = {role: _TorchGraph(module, role) for role, module in _wrappers(model).items()}
         decoder = model.instance_decoder
@@ -58,7 +58,8 @@ class TorchEngine(Engine):
                          num_queries=decoder.num_queries, defaults=dict(MODEL_DEFAULTS),
                          graphs={(int(w), int(h)): {"fp32": {}} for w, h in resolutions}, raw={})
         super().__init__(spec, threads=threads or torch.get_num_threads(), score_threshold=score_threshold,
-                         mask_threshold=mask_threshold, max_instances=max_instances, resize=resize)
+                         mask_threshold=mask_threshold, max_instances=max_instances, duplicate_iou=duplicate_iou,
+                         resize=resize)
 
     def _load_graphs(self, resolution: tuple[int, int], precision: str) -> dict[str, _TorchGraph]:
         return self._torch_graphs

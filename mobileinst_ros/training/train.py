@@ -97,6 +97,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "score_threshold": 0.05,
         "max_instances": 10,
         "mask_threshold": 0.5,
+        "duplicate_iou": 0.5,
         "association_threshold": 0.5,
     },
 }
