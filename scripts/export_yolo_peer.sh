@@ -10,7 +10,7 @@
 #
 # then, with the project venv (INT8 copy the same way mobileinst-quantize makes ours, and the bench):
 #   .venv/bin/python -m mobileinst_ros.bench.yolo_seg quantize runs/peers/yolo11n-seg.onnx runs/peers/yolo11n-seg-int8.onnx
-#   taskset -c 1 .venv/bin/mobileinst-bench --model runs/models/default-int8 --resolution 640x480 --no-peers \
+#   taskset -c 1 .venv/bin/mobileinst-bench --model runs/models/shapes-int8 --resolution 640x480 --no-peers \
 #       --peer yolo11n-seg=runs/peers/yolo11n-seg.onnx --peer yolo11n-seg-int8=runs/peers/yolo11n-seg-int8.onnx
 #
 # Traps (FACTS.md): ultralytics reads torchvision's version at import, and PyPI's torchvision is a CUDA

@@ -1,7 +1,10 @@
-"""Sweep the engine's duplicate suppression (mask NMS) for one model on one input, at several keyframe
-intervals, in one process: AP, AP50, MOTA, HOTA, ID switches, phantoms per frame, track ids per true track.
+"""Sweep the engine's post-processing (score threshold, duplicate suppression by mask NMS) for one model
+on one input, at several keyframe intervals, in one process: AP, AP50, MOTA, HOTA, ID switches, phantoms
+per frame, track ids per true track, and per class the frame AP50 (every frame an image: detection and
+masks without tracking, which whole-track AP on long clips hides).
 
-    .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3] [-T 1,3]
+    .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3]
+        [--score-threshold 0.3] [-T 1,3] [--resolution WxH]
 
 INPUT is what ``mobileinst-eval run --input`` takes (a bag with ground truth or a YouTube-VIS dataset).
 One JSON line per run on stdout.
@@ -11,12 +14,38 @@ from __future__ import annotations
 import argparse
 import json
 
+from pycocotools import mask as mask_utils
+
 from mobileinst_ros.data.bags import GT_TOPIC, IMAGE_TOPIC
 from mobileinst_ros.evaluation import metrics
 from mobileinst_ros.evaluation.offline import run_offline
+from mobileinst_ros.evaluation.records import RunRecord
 from mobileinst_ros.evaluation.sources import open_source
+from mobileinst_ros.evaluation.vis_ap import coco_segm_eval
 from mobileinst_ros.runtime.engine import Engine
 from mobileinst_ros.tracking.tracker import KernelTracker
+
+
+def _pct(value: float) -> float:
+    return round(100 * value, 1)
+
+
+def frame_ap50(run: RunRecord, class_id: int) -> float | None:
+    """COCO mask AP50 of one class with every annotated frame an image (detection, no tracking)."""
+    images, gts, dts = [], [], []
+    for sequence in run.sequences:
+        for frame in sequence.frames:
+            if frame.ground_truth is None:
+                continue
+            images.append({"id": len(images) + 1, "height": sequence.height, "width": sequence.width})
+            for target, detections in ((gts, frame.ground_truth), (dts, frame.predictions or [])):
+                target.extend({"id": len(target) + 1, "image_id": len(images), "category_id": 1, "iscrowd": 0,
+                               "segmentation": d.rle, "area": float(mask_utils.area(d.rle)),
+                               "bbox": mask_utils.toBbox(d.rle).tolist(), "score": d.score}
+                              for d in detections if d.class_id == class_id)
+    if not gts:
+        return None
+    return _pct(coco_segm_eval(images, gts, dts, [{"id": 1, "name": "class"}]).stats[1])
 
 
 def _floats(text: str) -> list[float]:
@@ -28,25 +57,29 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("input")
     parser.add_argument("--duplicate-iou", type=_floats, default=[1.0, 0.7, 0.5, 0.3])
+    parser.add_argument("--score-threshold", type=_floats, default=None, help="default: the model's")
+    parser.add_argument("--resolution", help="model input WxH (default: the engine's choice per image)")
     parser.add_argument("-T", type=lambda t: [int(x) for x in t.split(",")], default=[1, 3])
     args = parser.parse_args()
-    engine = Engine(args.model, threads=1)
+    engine = Engine(args.model, threads=1, resolution=args.resolution)
     source = open_source(args.input, engine.class_names, IMAGE_TOPIC, GT_TOPIC, gt_required=True)
-    for interval in args.T:
-        for iou in args.duplicate_iou:
-            engine.duplicate_iou = iou
-            run = run_offline(source, KernelTracker(engine, keyframe_interval=interval), {}, progress=False)
-            accuracy = metrics.vis_metrics(run)
-            tracking = metrics.tracking_metrics(run)["overall"]
-            agreement = metrics.agreement_metrics(run)
-            print(json.dumps({
-                "T": interval, "duplicate_iou": iou, "AP": round(100 * accuracy["AP"], 1),
-                "AP50": round(100 * accuracy["AP50"], 1),
-                "per_class_AP50": {k: round(100 * v, 1) for k, v in accuracy["per_class_AP50"].items()},
-                "MOTA": round(100 * tracking["MOTA"], 1), "HOTA": round(100 * tracking["HOTA"], 1),
-                "IDSW": tracking["IDSW"], "phantoms_per_frame": round(agreement["phantoms_per_frame"], 3),
-                "ids_per_true_track": agreement["ids_per_gt_track"], "ids_per_true_track_by_class": agreement["per_class"],
-            }), flush=True)
+    runs = [(t, s, d) for t in args.T for s in args.score_threshold or [engine.score_threshold]
+            for d in args.duplicate_iou]
+    for interval, score, iou in runs:
+        engine.score_threshold, engine.duplicate_iou = score, iou
+        run = run_offline(source, KernelTracker(engine, keyframe_interval=interval), {}, progress=False)
+        accuracy = metrics.vis_metrics(run)
+        tracking = metrics.tracking_metrics(run)["overall"]
+        agreement = metrics.agreement_metrics(run)
+        print(json.dumps({
+            "T": interval, "score_threshold": score, "duplicate_iou": iou, "AP": _pct(accuracy["AP"]),
+            "AP50": _pct(accuracy["AP50"]),
+            "per_class_AP50": {k: _pct(v) for k, v in accuracy["per_class_AP50"].items()},
+            "per_class_frame_AP50": {name: frame_ap50(run, c) for c, name in enumerate(engine.class_names)},
+            "MOTA": _pct(tracking["MOTA"]), "HOTA": _pct(tracking["HOTA"]), "IDSW": tracking["IDSW"],
+            "phantoms_per_frame": round(agreement["phantoms_per_frame"], 3),
+            "ids_per_true_track": agreement["ids_per_gt_track"], "ids_per_true_track_by_class": agreement["per_class"],
+        }), flush=True)
 
 
 if __name__ == "__main__":

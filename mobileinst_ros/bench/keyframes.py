@@ -1,6 +1,6 @@
 """Keyframe policies side by side: fixed T against adaptive keyframes, accuracy, ID switches and latency.
 
-    python -m mobileinst_ros.bench.keyframes --model models/default --input data_cache/synth_val \\
+    python -m mobileinst_ros.bench.keyframes --model models/shapes --input data_cache/synth_val \\
         [--policy 1 --policy 3 --policy 3a --policy 6a ...] [--precision fp32] [--json PATH]
 
 A policy is ``T`` (a keyframe every T frames) or ``Ta`` (every T frames at the latest, earlier when
@@ -71,7 +71,7 @@ def _table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mobileinst_ros.bench.keyframes", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="models/default")
+    parser.add_argument("--model", default="models/shapes")
     parser.add_argument("--input", required=True, type=Path, help="annotated YouTube-VIS dataset")
     parser.add_argument("--policy", action="append", help=f"T, Ta, Tk or Tak, repeatable (default {' '.join(DEFAULT_POLICIES)})")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))

@@ -16,7 +16,7 @@ from torch import nn
 
 from .backbone import ConvBNAct
 
-__all__ = ["DSConv", "SemanticEnhancer", "MaskDecoder"]
+__all__ = ["DSConv", "SemanticEnhancer", "MaskDecoder", "coordinate_grid"]
 
 
 def resize_to(x: torch.Tensor, ref: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
@@ -25,6 +25,16 @@ def resize_to(x: torch.Tensor, ref: torch.Tensor, mode: str = "bilinear") -> tor
     if mode == "nearest":
         return F.interpolate(x, size=ref.shape[-2:], mode="nearest")
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def coordinate_grid(ref: torch.Tensor) -> torch.Tensor:
+    """[B, 2, h, w]: x and y of each cell centre of ref's grid, in [-1, 1] (from ref's shape only, so
+    one exported graph serves every resolution)."""
+    ones = torch.ones_like(ref[:, :1])
+    h, w = ref.shape[-2], ref.shape[-1]
+    x = (ones.cumsum(-1) - 0.5) * (2.0 / w) - 1.0
+    y = (ones.cumsum(-2) - 0.5) * (2.0 / h) - 1.0
+    return torch.cat([x, y], dim=1)
 
 
 class DSConv(nn.Sequential):
@@ -59,16 +69,22 @@ class MaskDecoder(nn.Module):
     then works on ``dim`` channels, not ``3 * dim``); ``enhance_stride8=False`` drops the enhancer at
     stride 8 (two full-resolution resizes, a sigmoid, a product; X6 still reaches stride 8 through
     P4); ``upsample="nearest"`` resizes by nearest neighbour instead of bilinear.
+
+    ``coords=True`` feeds the cell coordinates (``coordinate_grid``) into the fusing DSConv, as SparseInst
+    and SOLO/CondInst give their mask branches coordinates: without them a kernel's dot product with the
+    mask features cannot tell two objects that look alike apart, and one query's mask covers every
+    person in a crowd (docs/training.md).
     """
 
     def __init__(self, in_channels: tuple[int, int, int, int], dim: int = 128, kernel_dim: int = 128,
-                 fuse: str = "concat", enhance_stride8: bool = True, upsample: str = "bilinear"):
+                 fuse: str = "concat", enhance_stride8: bool = True, upsample: str = "bilinear",
+                 coords: bool = False):
         super().__init__()
         if fuse not in ("concat", "sum") or upsample not in ("bilinear", "nearest"):
             raise ValueError(f"mask_decoder fuse must be concat|sum and upsample bilinear|nearest, "
                              f"got {fuse!r}, {upsample!r}")
         c3, c4, c5, c6 = in_channels
-        self.fuse_mode, self.upsample = fuse, upsample
+        self.fuse_mode, self.upsample, self.coords = fuse, upsample, coords
         self.lateral3 = ConvBNAct(c3, dim, 1)
         self.lateral4 = ConvBNAct(c4, dim, 1)
         self.lateral5 = ConvBNAct(c5, dim, 1)
@@ -81,7 +97,7 @@ class MaskDecoder(nn.Module):
         self.down4 = DSConv(dim, dim, stride=2)
         self.bottom_up4 = DSConv(dim, dim)
         self.bottom_up5 = DSConv(dim, dim)
-        self.fuse = DSConv(3 * dim if fuse == "concat" else dim, dim)
+        self.fuse = DSConv((3 * dim if fuse == "concat" else dim) + (2 if coords else 0), dim)
         self.project = nn.Conv2d(dim, kernel_dim, 1)
 
     def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor, x6: torch.Tensor) -> torch.Tensor:
@@ -95,7 +111,9 @@ class MaskDecoder(nn.Module):
         n4 = self.bottom_up4(p4 + self.down3(p3))
         n5 = self.bottom_up5(p5 + self.down4(n4))
         if self.fuse_mode == "sum":
-            fused = self.fuse(p3 + resize_to(n4, p3, up) + resize_to(n5, p3, up))
+            levels = [p3 + resize_to(n4, p3, up) + resize_to(n5, p3, up)]
         else:
-            fused = self.fuse(torch.cat([p3, resize_to(n4, p3, up), resize_to(n5, p3, up)], dim=1))
-        return self.project(fused)
+            levels = [p3, resize_to(n4, p3, up), resize_to(n5, p3, up)]
+        if self.coords:
+            levels.append(coordinate_grid(p3))
+        return self.project(self.fuse(levels[0] if len(levels) == 1 else torch.cat(levels, dim=1)))
