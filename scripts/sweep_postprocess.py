@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from pycocotools import mask as mask_utils
-
 from mobileinst_ros.data.bags import GT_TOPIC, IMAGE_TOPIC
 from mobileinst_ros.evaluation import metrics
 from mobileinst_ros.evaluation.offline import run_offline
 from mobileinst_ros.evaluation.records import RunRecord
 from mobileinst_ros.evaluation.sources import open_source
-from mobileinst_ros.evaluation.vis_ap import coco_segm_eval
 from mobileinst_ros.runtime.engine import Engine
 from mobileinst_ros.tracking.tracker import KernelTracker
+from mobileinst_ros.training.validation import frame_mask_stats
 
 
 def _pct(value: float) -> float:
@@ -31,21 +29,9 @@ def _pct(value: float) -> float:
 
 
 def frame_ap50(run: RunRecord, class_id: int) -> float | None:
-    """COCO mask AP50 of one class with every annotated frame an image (detection, no tracking)."""
-    images, gts, dts = [], [], []
-    for sequence in run.sequences:
-        for frame in sequence.frames:
-            if frame.ground_truth is None:
-                continue
-            images.append({"id": len(images) + 1, "height": sequence.height, "width": sequence.width})
-            for target, detections in ((gts, frame.ground_truth), (dts, frame.predictions or [])):
-                target.extend({"id": len(target) + 1, "image_id": len(images), "category_id": 1, "iscrowd": 0,
-                               "segmentation": d.rle, "area": float(mask_utils.area(d.rle)),
-                               "bbox": mask_utils.toBbox(d.rle).tolist(), "score": d.score}
-                              for d in detections if d.class_id == class_id)
-    if not gts:
-        return None
-    return _pct(coco_segm_eval(images, gts, dts, [{"id": 1, "name": "class"}]).stats[1])
+    """Mask AP50 of one class with every annotated frame an image (detection, no tracking)."""
+    stats = frame_mask_stats(run, class_id)
+    return None if stats is None else _pct(stats[1])
 
 
 def _floats(text: str) -> list[float]:

@@ -52,15 +52,21 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
+def _inside_content(logits: np.ndarray, geometry: Geometry, stride: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, bool mask above ``threshold``) of stride-``stride`` mask logits [K, h, w] cut to the grid
+    cells of the image content (the letterbox padding dropped)."""
+    gw = -(-geometry.content_size[0] // stride)
+    gh = -(-geometry.content_size[1] // stride)
+    content = logits[:, :gh, :gw]
+    return content, content > _logit(threshold)
+
+
 def mask_stats(logits: np.ndarray, geometry: Geometry, stride: int,
                threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(maskness [K], cells [K]) of stride-``stride`` mask logits [K, h, w] over the image content only
     (letterbox padding ignored): the mean probability inside each mask (0 if empty) and its area in
     grid cells."""
-    gw = -(-geometry.content_size[0] // stride)
-    gh = -(-geometry.content_size[1] // stride)
-    content = logits[:, :gh, :gw]
-    inside = content > _logit(threshold)
+    content, inside = _inside_content(logits, geometry, stride, threshold)
     count = inside.sum(axis=(1, 2))
     total = (sigmoid(content) * inside).sum(axis=(1, 2))
     return np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32), count.astype(np.int64)
@@ -74,9 +80,7 @@ def not_duplicates(logits: np.ndarray, scores: np.ndarray, geometry: Geometry, s
     keep = np.ones(len(scores), bool)
     if duplicate_iou >= 1 or len(scores) < 2:
         return keep
-    gw = -(-geometry.content_size[0] // stride)
-    gh = -(-geometry.content_size[1] // stride)
-    inside = (logits[:, :gh, :gw] > _logit(threshold)).reshape(len(scores), -1).astype(np.float32)
+    inside = _inside_content(logits, geometry, stride, threshold)[1].reshape(len(scores), -1).astype(np.float32)
     inter = inside @ inside.T
     area = np.diag(inter)
     iou = inter / np.maximum(area[:, None] + area[None, :] - inter, 1)

@@ -28,7 +28,7 @@ from ..model.mobileinst import MobileInst
 from ..tracking.tracker import KernelTracker
 from .torch_engine import TorchEngine
 
-__all__ = ["validation_source", "validate", "frame_ap", "agnostic_ap", "duplicate_rate"]
+__all__ = ["validation_source", "validate", "frame_mask_stats", "frame_ap", "agnostic_ap", "duplicate_rate"]
 
 
 def validation_source(dataset: VideoDataset, max_videos: int | None = None, fps: float = 10.0) -> Source:
@@ -40,27 +40,31 @@ def validation_source(dataset: VideoDataset, max_videos: int | None = None, fps:
                   dataset=subset)
 
 
-def frame_ap(run: RunRecord) -> float:
-    """COCO mask AP with every annotated frame as an image."""
+def frame_mask_stats(run: RunRecord, class_id: int | None = None) -> np.ndarray | None:
+    """COCOeval's 12 mask statistics (AP, AP50, ...) with every annotated frame as an image: detection and
+    masks without tracking. Every class, or only ``class_id``; None without ground truth."""
     images, gts, dts = [], [], []
     for sequence in run.sequences:
         for frame in sequence.frames:
             if frame.ground_truth is None:
                 continue
-            image_id = len(images) + 1
-            images.append({"id": image_id, "height": sequence.height, "width": sequence.width})
-            for d in frame.ground_truth:
-                gts.append({"id": len(gts) + 1, "image_id": image_id, "category_id": d.class_id + 1, "iscrowd": 0,
-                            "segmentation": d.rle, "area": float(mask_utils.area(d.rle)),
-                            "bbox": mask_utils.toBbox(d.rle).tolist()})
-            for d in frame.predictions or []:
-                dts.append({"id": len(dts) + 1, "image_id": image_id, "category_id": d.class_id + 1, "iscrowd": 0,
-                            "segmentation": d.rle, "area": float(mask_utils.area(d.rle)),
-                            "bbox": mask_utils.toBbox(d.rle).tolist(), "score": d.score})
+            images.append({"id": len(images) + 1, "height": sequence.height, "width": sequence.width})
+            for target, detections in ((gts, frame.ground_truth), (dts, frame.predictions or [])):
+                target.extend({"id": len(target) + 1, "image_id": len(images), "category_id": d.class_id + 1,
+                               "iscrowd": 0, "segmentation": d.rle, "area": float(mask_utils.area(d.rle)),
+                               "bbox": mask_utils.toBbox(d.rle).tolist(), "score": d.score}
+                              for d in detections if class_id is None or d.class_id == class_id)
     if not gts:
-        return 0.0
-    categories = [{"id": i + 1, "name": n} for i, n in enumerate(run.class_names)]
-    return max(float(coco_segm_eval(images, gts, dts, categories).stats[0]), 0.0)
+        return None
+    categories = [{"id": i + 1, "name": n} for i, n in enumerate(run.class_names)
+                  if class_id is None or i == class_id]
+    return coco_segm_eval(images, gts, dts, categories).stats
+
+
+def frame_ap(run: RunRecord) -> float:
+    """COCO mask AP with every annotated frame as an image."""
+    stats = frame_mask_stats(run)
+    return 0.0 if stats is None else max(float(stats[0]), 0.0)
 
 
 def agnostic_ap(run: RunRecord) -> float:
