@@ -4,6 +4,11 @@ MobileInst decodes instances in two light stages:
 - global stage: queries cross-attend to the global feature X6 (stride 64), then self-attend;
 - local stage: queries cross-attend to the mask features max-pooled to stride 64, then self-attend.
 Keys carry 2-D sine position embeddings; queries have learnable content and position embeddings.
+
+``local="activation"`` replaces the local stage's cross-attention by SparseInst's instance activation
+maps at the mask features' own stride 8: one map per query from a 1x1 convolution of the mask features
+and the cell coordinates, and each query takes in the features averaged under its map. Pooled tokens are
+coarser than a small object (several people 12-25 px wide share a stride-32 cell), a stride-8 map is not.
 Each stage has its own prediction heads so that both can be supervised (QueryInst's parallel
 supervision); at inference only the local stage's predictions are used.
 
@@ -21,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["sine_position_embedding", "InstanceDecoder"]
+from .mask_decoder import coordinate_grid
+
+__all__ = ["sine_position_embedding", "InstanceDecoder", "InstanceActivationStage"]
 
 
 def sine_position_embedding(h: int, w: int, dim: int, device: torch.device, temperature: float = 10000.0) -> torch.Tensor:
@@ -78,6 +85,40 @@ class DecoderStage(nn.Module):
         return self.norm3(q + self.ffn(q))
 
 
+class InstanceActivationStage(nn.Module):
+    """SparseInst's instance activation maps as the local stage: N maps over the stride-8 mask features,
+    each query adds the features averaged under its map, then self-attention and FFN as DecoderStage.
+
+    queries[B,N,D], query_pos[1,N,D], mask_features[B,K,h,w] -> [B,N,D]
+    """
+
+    def __init__(self, num_queries: int, kernel_dim: int, dim: int, heads: int, ffn_dim: int,
+                 prior_prob: float = 0.01):
+        super().__init__()
+        # coordinates as input too (SparseInst does the same): a map can then prefer a place
+        self.activation = nn.Conv2d(kernel_dim + 2, num_queries, 1)
+        self.proj = nn.Linear(kernel_dim, dim)
+        self.self_attn = CrossAttention(dim, heads)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(inplace=True), nn.Linear(ffn_dim, dim))
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        nn.init.normal_(self.activation.weight, std=0.01)  # maps start near the prior, as SparseInst's
+        nn.init.constant_(self.activation.bias, -math.log((1 - prior_prob) / prior_prob))
+
+    def activation_maps(self, mask_features: torch.Tensor) -> torch.Tensor:
+        """mask_features[B,K,h,w] -> maps [B,N,h*w], each summing to 1 over the cells."""
+        x = torch.cat([mask_features, coordinate_grid(mask_features)], dim=1)
+        maps = torch.sigmoid(self.activation(x)).flatten(2)
+        return maps / maps.sum(-1, keepdim=True).clamp(min=1e-6)
+
+    def forward(self, queries: torch.Tensor, query_pos: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
+        maps = self.activation_maps(mask_features)
+        pooled = torch.matmul(maps, mask_features.flatten(2).transpose(1, 2))  # [B,N,K]
+        q = self.norm1(queries + self.proj(pooled))
+        qp = q + query_pos
+        q = self.norm2(q + self.self_attn(qp, qp, q))
+        return self.norm3(q + self.ffn(q))
+
+
 class PredictionHeads(nn.Module):
     """Per query: class logits [C], IoU-aware objectness logit [1], mask kernel [K]."""
 
@@ -95,18 +136,26 @@ class PredictionHeads(nn.Module):
 
 
 class InstanceDecoder(nn.Module):
-    """Global stage on X6, local stage on pooled mask features, heads after each stage."""
+    """Global stage on X6, local stage on the mask features (pooled tokens or activation maps), heads
+    after each stage."""
 
     def __init__(self, global_channels: int, num_classes: int, num_queries: int = 100, dim: int = 128,
-                 kernel_dim: int = 128, heads: int = 4, ffn_dim: int = 256, pool_factor: int = 8):
+                 kernel_dim: int = 128, heads: int = 4, ffn_dim: int = 256, pool_factor: int = 8,
+                 local: str = "attention"):
         super().__init__()
+        if local not in ("attention", "activation"):
+            raise ValueError(f"instance_decoder local must be attention|activation, got {local!r}")
         self.num_queries, self.dim, self.pool_factor = num_queries, dim, pool_factor
         self.query_feat = nn.Parameter(torch.randn(1, num_queries, dim) * 0.1)
         self.query_pos = nn.Parameter(torch.randn(1, num_queries, dim) * 0.1)
         self.global_proj = nn.Linear(global_channels, dim)
-        self.local_proj = nn.Linear(kernel_dim, dim)
         self.global_stage = DecoderStage(dim, heads, ffn_dim)
-        self.local_stage = DecoderStage(dim, heads, ffn_dim)
+        if local == "activation":
+            self.local_proj = None
+            self.local_stage = InstanceActivationStage(num_queries, kernel_dim, dim, heads, ffn_dim)
+        else:
+            self.local_proj = nn.Linear(kernel_dim, dim)
+            self.local_stage = DecoderStage(dim, heads, ffn_dim)
         self.global_heads = PredictionHeads(dim, num_classes, kernel_dim)
         self.local_heads = PredictionHeads(dim, num_classes, kernel_dim)
 
@@ -125,6 +174,8 @@ class InstanceDecoder(nn.Module):
 
     def forward_local(self, global_queries: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
         """global_queries[B,N,D], mask_features[B,K,H/8,W/8] -> local-stage queries [B,N,D]."""
+        if self.local_proj is None:
+            return self.local_stage(global_queries, self.query_pos, mask_features)
         pooled = F.max_pool2d(mask_features, self.pool_factor, self.pool_factor, ceil_mode=True)
         memory, pos = self._tokens(pooled, self.local_proj)
         return self.local_stage(global_queries, self.query_pos, memory, pos)
