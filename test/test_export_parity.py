@@ -70,6 +70,13 @@ def test_a_graph_that_differs_from_torch_stops_the_export_and_names_the_tensor(t
     assert not out.exists()
 
 
+def test_an_export_into_folders_that_do_not_exist_yet_creates_them(tmp_path):
+    out = tmp_path / "runs" / "models" / "model"
+    export_model(OracleModel().eval(), CLASSES, out, [(64, 64)])
+    assert Engine(out).resolutions == [(64, 64)]
+    assert [p.name for p in out.parent.iterdir()] == ["model"]  # no staging folder left beside it
+
+
 def test_shared_layout_serves_every_resolution_from_one_graph_set(tmp_path):
     out = tmp_path / "model"
     export_model(OracleModel().eval(), CLASSES, out, [(64, 64), (96, 64)], layout="shared")

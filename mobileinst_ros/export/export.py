@@ -320,7 +320,8 @@ def export_model(model: nn.Module, classes: list[str], out: str | Path, resoluti
     Raises ExportError, leaving ``out`` untouched, if any output is beyond tolerance."""
     info = info or {}
     out = Path(out)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)  # staged beside out: the final rename stays on one disk
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         folders, report = export_graphs(model, staging, resolutions, layout)
         probe = _session(staging / folders[resolutions[0]] / "instance_decoder.onnx")
