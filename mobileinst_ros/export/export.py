@@ -33,6 +33,7 @@ import torch
 import yaml
 from torch import nn
 
+from mobileinst_ros.model.mask_decoder import LOCATION_TERMS
 from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MODEL_DEFAULTS, parse_resolution
 
 __all__ = ["ExportError", "Parity", "load_checkpoint", "export_graphs", "export_model", "check_parity", "main"]
@@ -241,7 +242,7 @@ def calibration_like_images(resolution: tuple[int, int], seed: int = 0) -> torch
 
 
 def _model_yaml(classes: list[str], shapes: dict[str, tuple], folders: dict[tuple[int, int], str], info: dict,
-                report: list[Parity], defaults: dict) -> dict:
+                report: list[Parity], defaults: dict, location_terms: int) -> dict:
     return {
         "format": FORMAT,
         "classes": classes,
@@ -249,6 +250,7 @@ def _model_yaml(classes: list[str], shapes: dict[str, tuple], folders: dict[tupl
         "mask_stride": 8,
         "kernel_dim": int(shapes["kernels"][2]),
         "num_queries": int(shapes["kernels"][1]),
+        **({"location_terms": location_terms} if location_terms else {}),
         "defaults": defaults,
         "resolutions": {f"{w}x{h}": {"fp32": {role: str(Path(folder) / f"{role}.onnx") for role in GRAPHS}}
                         for (w, h), folder in folders.items()},
@@ -326,8 +328,9 @@ def export_model(model: nn.Module, classes: list[str], out: str | Path, resoluti
         folders, report = export_graphs(model, staging, resolutions, layout)
         probe = _session(staging / folders[resolutions[0]] / "instance_decoder.onnx")
         shapes = {o.name: tuple(o.shape) for o in probe.get_outputs()}
-        spec = _model_yaml(classes, shapes, folders, info, report,
-                           {**MODEL_DEFAULTS, **(defaults or {})})
+        location_prior = getattr(getattr(model, "mask_decoder", None), "location_prior", False)
+        spec = _model_yaml(classes, shapes, folders, info, report, {**MODEL_DEFAULTS, **(defaults or {})},
+                           LOCATION_TERMS if location_prior else 0)
         (staging / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         sizes = {str(p.relative_to(staging)): p.stat().st_size for p in staging.rglob("*.onnx")}
         (staging / "MODEL_CARD.md").write_text(_model_card(out.name, spec, info, sizes))

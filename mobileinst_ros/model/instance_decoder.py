@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mask_decoder import coordinate_grid
+from .mask_decoder import LOCATION_TERMS, coordinate_grid
 
 __all__ = ["sine_position_embedding", "InstanceDecoder", "InstanceActivationStage"]
 
@@ -120,9 +120,21 @@ class InstanceActivationStage(nn.Module):
 
 
 class PredictionHeads(nn.Module):
-    """Per query: class logits [C], IoU-aware objectness logit [1], mask kernel [K]."""
+    """Per query: class logits [C], IoU-aware objectness logit [1], mask kernel [K] (+5 with a location
+    prior).
 
-    def __init__(self, dim: int, num_classes: int, kernel_dim: int, prior_prob: float = 0.01):
+    ``location=True``: each query also predicts a centre (cx, cy) in [-1, 1] and a spread (sx, sy), and its
+    kernel gains five coefficients that, dotted with the mask decoder's ``location_basis``, add
+    -((x - cx)² / sx² + (y - cy)² / sy²) / 2 to its mask logits: a Gaussian log-prior (CondInst gives its
+    mask heads coordinates relative to the instance for the same reason). Content alone makes one kernel
+    fire on every look-alike; the prior keeps each mask near its own object. The spread starts wide
+    (``init_spread``) so that training begins as without it.
+    """
+
+    min_spread, max_spread, init_spread = 0.04, 4.0, 3.0
+
+    def __init__(self, dim: int, num_classes: int, kernel_dim: int, prior_prob: float = 0.01,
+                 location: bool = False):
         super().__init__()
         self.cls = nn.Linear(dim, num_classes)
         self.obj = nn.Linear(dim, 1)
@@ -130,9 +142,26 @@ class PredictionHeads(nn.Module):
         bias = -math.log((1 - prior_prob) / prior_prob)  # focal-loss prior: start with low scores
         nn.init.constant_(self.cls.bias, bias)
         nn.init.constant_(self.obj.bias, bias)
+        self.location = nn.Linear(dim, 4) if location else None
+        if location:
+            nn.init.normal_(self.location.weight, std=0.01)
+            nn.init.zeros_(self.location.bias)
+            nn.init.constant_(self.location.bias[2:], math.log(self.init_spread))
+
+    def location_coefficients(self, q: torch.Tensor) -> torch.Tensor:
+        """q[B,N,D] -> [B,N,5], the coefficients of location_basis' (x, y, x², y², 1)."""
+        raw = self.location(q)
+        centre = torch.tanh(raw[..., :2])
+        spread = raw[..., 2:].clamp(math.log(self.min_spread), math.log(self.max_spread)).exp()
+        precision = 1.0 / (spread * spread)
+        constant = -0.5 * (centre * centre * precision).sum(-1, keepdim=True)
+        return torch.cat([centre * precision, -0.5 * precision, constant], dim=-1)
 
     def forward(self, q: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"logits": self.cls(q), "objectness": self.obj(q).squeeze(-1), "kernels": self.kernel(q)}
+        kernels = self.kernel(q)
+        if self.location is not None:
+            kernels = torch.cat([kernels, self.location_coefficients(q)], dim=-1)
+        return {"logits": self.cls(q), "objectness": self.obj(q).squeeze(-1), "kernels": kernels}
 
 
 class InstanceDecoder(nn.Module):
@@ -141,7 +170,7 @@ class InstanceDecoder(nn.Module):
 
     def __init__(self, global_channels: int, num_classes: int, num_queries: int = 100, dim: int = 128,
                  kernel_dim: int = 128, heads: int = 4, ffn_dim: int = 256, pool_factor: int = 8,
-                 local: str = "attention"):
+                 local: str = "attention", location_prior: bool = False):
         super().__init__()
         if local not in ("attention", "activation"):
             raise ValueError(f"instance_decoder local must be attention|activation, got {local!r}")
@@ -150,14 +179,15 @@ class InstanceDecoder(nn.Module):
         self.query_pos = nn.Parameter(torch.randn(1, num_queries, dim) * 0.1)
         self.global_proj = nn.Linear(global_channels, dim)
         self.global_stage = DecoderStage(dim, heads, ffn_dim)
+        feature_dim = kernel_dim + (LOCATION_TERMS if location_prior else 0)  # the mask features' channels
         if local == "activation":
             self.local_proj = None
-            self.local_stage = InstanceActivationStage(num_queries, kernel_dim, dim, heads, ffn_dim)
+            self.local_stage = InstanceActivationStage(num_queries, feature_dim, dim, heads, ffn_dim)
         else:
-            self.local_proj = nn.Linear(kernel_dim, dim)
+            self.local_proj = nn.Linear(feature_dim, dim)
             self.local_stage = DecoderStage(dim, heads, ffn_dim)
-        self.global_heads = PredictionHeads(dim, num_classes, kernel_dim)
-        self.local_heads = PredictionHeads(dim, num_classes, kernel_dim)
+        self.global_heads = PredictionHeads(dim, num_classes, kernel_dim, location=location_prior)
+        self.local_heads = PredictionHeads(dim, num_classes, kernel_dim, location=location_prior)
 
     @staticmethod
     def _tokens(x: torch.Tensor, proj: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

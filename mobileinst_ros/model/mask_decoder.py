@@ -16,7 +16,9 @@ from torch import nn
 
 from .backbone import ConvBNAct
 
-__all__ = ["DSConv", "SemanticEnhancer", "MaskDecoder", "coordinate_grid"]
+__all__ = ["DSConv", "SemanticEnhancer", "MaskDecoder", "coordinate_grid", "location_basis", "LOCATION_TERMS"]
+
+LOCATION_TERMS = 5  # channels of location_basis
 
 
 def resize_to(x: torch.Tensor, ref: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
@@ -35,6 +37,14 @@ def coordinate_grid(ref: torch.Tensor) -> torch.Tensor:
     x = (ones.cumsum(-1) - 0.5) * (2.0 / w) - 1.0
     y = (ones.cumsum(-2) - 0.5) * (2.0 / h) - 1.0
     return torch.cat([x, y], dim=1)
+
+
+def location_basis(ref: torch.Tensor) -> torch.Tensor:
+    """[B, 5, h, w]: x, y, x², y² and 1 over ref's grid (x, y as ``coordinate_grid``). A kernel's last
+    five elements dotted with these give a quadratic in the cell position: the instance decoder's
+    location prior (``PredictionHeads``)."""
+    xy = coordinate_grid(ref)
+    return torch.cat([xy, xy * xy, torch.ones_like(xy[:, :1])], dim=1)
 
 
 class DSConv(nn.Sequential):
@@ -74,17 +84,20 @@ class MaskDecoder(nn.Module):
     and SOLO/CondInst give their mask branches coordinates: without them a kernel's dot product with the
     mask features cannot tell two objects that look alike apart, and one query's mask covers every
     person in a crowd (docs/training.md).
+
+    ``location_prior=True`` appends ``location_basis`` (5 channels) to the mask features, for kernels
+    that carry a location prior: mask_features then has ``kernel_dim + 5`` channels.
     """
 
     def __init__(self, in_channels: tuple[int, int, int, int], dim: int = 128, kernel_dim: int = 128,
                  fuse: str = "concat", enhance_stride8: bool = True, upsample: str = "bilinear",
-                 coords: bool = False):
+                 coords: bool = False, location_prior: bool = False):
         super().__init__()
         if fuse not in ("concat", "sum") or upsample not in ("bilinear", "nearest"):
             raise ValueError(f"mask_decoder fuse must be concat|sum and upsample bilinear|nearest, "
                              f"got {fuse!r}, {upsample!r}")
         c3, c4, c5, c6 = in_channels
-        self.fuse_mode, self.upsample, self.coords = fuse, upsample, coords
+        self.fuse_mode, self.upsample, self.coords, self.location_prior = fuse, upsample, coords, location_prior
         self.lateral3 = ConvBNAct(c3, dim, 1)
         self.lateral4 = ConvBNAct(c4, dim, 1)
         self.lateral5 = ConvBNAct(c5, dim, 1)
@@ -116,4 +129,5 @@ class MaskDecoder(nn.Module):
             levels = [p3, resize_to(n4, p3, up), resize_to(n5, p3, up)]
         if self.coords:
             levels.append(coordinate_grid(p3))
-        return self.project(self.fuse(levels[0] if len(levels) == 1 else torch.cat(levels, dim=1)))
+        features = self.project(self.fuse(levels[0] if len(levels) == 1 else torch.cat(levels, dim=1)))
+        return torch.cat([features, location_basis(features)], dim=1) if self.location_prior else features

@@ -29,6 +29,8 @@ DEFAULT_MODEL_CONFIG: dict = {
     "backbone": {"name": "efficientnet_lite0", "pretrained": True, "global_dim": 128, "global_depth": 4,
                  "global_heads": 4},
     "kernel_dim": 128,
+    # kernels end with a Gaussian location prior's 5 coefficients (model/instance_decoder.PredictionHeads)
+    "location_prior": False,
     "mask_decoder": {"dim": 128},
     "instance_decoder": {"num_queries": 100, "dim": 128, "heads": 4, "ffn_dim": 256},
 }
@@ -91,12 +93,13 @@ def build_model(cfg: dict | None, num_classes: int) -> MobileInst:
     unknown = set(cfg) - set(DEFAULT_MODEL_CONFIG)
     if unknown:
         raise ValueError(f"unknown model config keys {sorted(unknown)}; expected {sorted(DEFAULT_MODEL_CONFIG)}")
-    kernel_dim = int(cfg["kernel_dim"])
+    kernel_dim, location_prior = int(cfg["kernel_dim"]), bool(cfg["location_prior"])
     try:
         backbone = build_backbone(cfg["backbone"])
-        mask_decoder = MaskDecoder(backbone.out_channels, kernel_dim=kernel_dim, **cfg["mask_decoder"])
+        mask_decoder = MaskDecoder(backbone.out_channels, kernel_dim=kernel_dim, location_prior=location_prior,
+                                   **cfg["mask_decoder"])
         instance_decoder = InstanceDecoder(backbone.out_channels[3], num_classes, kernel_dim=kernel_dim,
-                                           **cfg["instance_decoder"])
+                                           location_prior=location_prior, **cfg["instance_decoder"])
     except TypeError as e:  # an unknown or missing keyword in a section of the model config
         raise ValueError(f"model config: {e}") from None
     return MobileInst(backbone, mask_decoder, instance_decoder)

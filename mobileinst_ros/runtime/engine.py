@@ -168,6 +168,12 @@ class Engine:
     def class_names(self) -> list[str]:
         return list(self.spec.classes)
 
+    def appearance(self, kernels: np.ndarray) -> np.ndarray:
+        """kernels [K, D] -> their appearance part [K, D - location_terms], what association compares: a
+        location prior's coefficients (model.yaml ``location_terms``) grow as 1/spread² and would swamp
+        the cosine similarity."""
+        return kernels[:, :kernels.shape[1] - self.spec.location_terms]
+
     @property
     def mask_stride(self) -> int:
         return self.spec.mask_stride

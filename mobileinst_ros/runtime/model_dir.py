@@ -17,6 +17,7 @@ per-resolution layout puts fixed-shape sets under ``<W>x<H>/``. Each resolution 
     mask_stride: 8
     kernel_dim: 128
     num_queries: 100
+    location_terms: 5                               # optional (0): kernels end with a location prior
     defaults: {score_threshold: .., mask_threshold: .., max_instances: .., duplicate_iou: .., resize: letterbox}
     resolutions:
       640x480: {fp32: {shallow: shallow.onnx, ...}, int8: {shallow: int8/shallow.onnx, ...}}
@@ -68,6 +69,9 @@ class ModelSpec:
     defaults: dict[str, Any]  # MODEL_DEFAULTS updated with model.yaml's
     graphs: dict[tuple[int, int], dict[str, dict[str, Path]]]
     raw: dict[str, Any]
+    # the last kernel_dim elements of each kernel that are a location prior, not appearance (the tracker
+    # associates on appearance only)
+    location_terms: int = 0
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -159,4 +163,5 @@ def load_spec(model_dir: str | Path) -> ModelSpec:
         defaults={**MODEL_DEFAULTS, **(raw.get("defaults") or {})},
         graphs=graphs,
         raw=raw,
+        location_terms=int(raw.get("location_terms", 0)),
     )

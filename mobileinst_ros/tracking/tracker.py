@@ -203,7 +203,8 @@ class KernelTracker:
         """Update the tracks with a keyframe's detections; returns the track of each detection."""
         kernels = (np.stack([t.kernel for t in self._tracks]) if self._tracks
                    else np.zeros((0, det.kernels.shape[1]), np.float32))
-        result = associate(kernels, det.kernels, self.association_threshold)
+        result = associate(self.engine.appearance(kernels), self.engine.appearance(det.kernels),
+                           self.association_threshold)
         owner = {int(d): self._tracks[int(t)] for t, d in result.matches}
         active = []
         for d in range(len(det.kernels)):
