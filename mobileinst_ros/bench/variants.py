@@ -62,13 +62,17 @@ VARIANTS: dict[str, tuple[dict, str]] = {
                     "mask_decoder": {"dim": 64, "fuse": "sum"}}, "per-resolution"),
     "lean_skip24": ({"kernel_dim": 64, "backbone": {"stem": "dense", "skip_blocks": [2, 4, 7, 10, 13, 14]},
                      "mask_decoder": {"dim": 64, "fuse": "sum"}}, "per-resolution"),
-    # the real-world model's decoder (config/train/real.yaml): coordinates + stride-8 activation maps
+    # the real-world model's decoders (config/train/real.yaml): coordinates, stride-8 activation maps,
+    # location prior
     "activation": ({"mask_decoder": {"coords": True}, "instance_decoder": {"local": "activation"}}, "shared"),
+    "activation_location": ({"location_prior": True, "mask_decoder": {"coords": True},
+                             "instance_decoder": {"local": "activation"}}, "shared"),
     # ... on a leaner network that keeps Lite0's ImageNet stem (so training can freeze it)
-    "lean_deep_activation": ({"kernel_dim": 64, "backbone": {"skip_blocks": [7, 10, 13, 14]},
+    "lean_deep_activation": ({"kernel_dim": 64, "location_prior": True, "backbone": {"skip_blocks": [7, 10, 13, 14]},
                               "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
                               "instance_decoder": {"local": "activation"}}, "per-resolution"),
-    "lean_skip2_activation": ({"kernel_dim": 64, "backbone": {"stem": "dense", "skip_blocks": [2, 7, 10, 13, 14]},
+    "lean_skip2_activation": ({"kernel_dim": 64, "location_prior": True,
+                               "backbone": {"stem": "dense", "skip_blocks": [2, 7, 10, 13, 14]},
                                "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
                                "instance_decoder": {"local": "activation"}}, "per-resolution"),
 }
