@@ -7,6 +7,7 @@ import torch
 
 from mobileinst_ros.export.export import export_model
 from mobileinst_ros.model import build_model, compute_masks
+from mobileinst_ros.model.criterion import SPREAD_PER_STD, location_targets
 from mobileinst_ros.model.instance_decoder import PredictionHeads
 from mobileinst_ros.model.mask_decoder import coordinate_grid, location_basis
 from mobileinst_ros.runtime.engine import Engine
@@ -26,7 +27,7 @@ def _heads_with_location(cx: float, cy: float, sx: float, sy: float) -> tuple[Pr
 
 def test_the_coefficients_dotted_with_the_basis_give_the_gaussian_log_prior():
     heads, q = _heads_with_location(0.3, -0.5, 0.2, 0.4)
-    coefficients = heads.location_coefficients(q)[0, 0]
+    coefficients = heads.location_coefficients(heads.centre_and_log_spread(q))[0, 0]
     ref = torch.zeros(1, 1, 6, 10)
     prior = torch.einsum("c,chw->hw", coefficients, location_basis(ref)[0])
     x, y = coordinate_grid(ref)[0]
@@ -41,7 +42,7 @@ def test_a_kernel_with_the_prior_keeps_one_of_two_look_alikes():
     content[..., 2:6, 10:14] = 1.0
     features = torch.cat([content, torch.ones_like(content), torch.zeros_like(content)], dim=1)
     appearance = torch.tensor([[[10.0, -5.0, 0.0]]])  # fires on the content: both objects alike
-    kernel = torch.cat([appearance, heads.location_coefficients(q)], dim=-1)
+    kernel = torch.cat([appearance, heads.location_coefficients(heads.centre_and_log_spread(q))], dim=-1)
     both = compute_masks(appearance, features)[0, 0] > 0
     one = compute_masks(kernel, torch.cat([features, location_basis(features)], dim=1))[0, 0] > 0
     assert both[2:6, 2:6].all() and both[2:6, 10:14].all()
@@ -50,7 +51,7 @@ def test_a_kernel_with_the_prior_keeps_one_of_two_look_alikes():
 
 def test_a_wide_initial_spread_leaves_the_masks_nearly_as_without_the_prior():
     heads = PredictionHeads(dim=8, num_classes=2, kernel_dim=3, location=True)
-    coefficients = heads.location_coefficients(torch.randn(1, 5, 8) * 0.1)
+    coefficients = heads(torch.randn(1, 5, 8) * 0.1)["kernels"][..., 3:]
     prior = torch.einsum("bnc,bchw->bnhw", coefficients, location_basis(torch.zeros(1, 1, 8, 8)))
     assert prior.abs().max() < 0.25  # within [-1, 1]² the prior moves a logit by a fraction
 
@@ -71,3 +72,14 @@ def test_model_exports_and_tracks_with_the_appearance_part(tmp_path):
     first, _, again = (tracker.process(frame) for _ in range(3))  # frame 3 is the next keyframe
     ids = sorted(i.track_id for i in first.instances)
     assert ids and sorted(i.track_id for i in again.instances) == ids  # same kernels: same tracks
+
+
+def test_location_targets_are_the_mask_centroid_and_a_spread_of_its_standard_deviation():
+    masks = torch.zeros(2, 8, 16)
+    masks[0, 2:6, 4:8] = 1.0   # 4x4 cells: x of cell centres -0.4375..-0.0625, y -0.375..0.375
+    masks[1, 0, 0] = 1.0       # one cell: no spread, clamped
+    got = location_targets(masks, min_spread=0.04)
+    std_x = torch.tensor([-0.4375, -0.3125, -0.1875, -0.0625]).std(unbiased=False)
+    assert torch.allclose(got[0, :2], torch.tensor([-0.25, 0.0]), atol=1e-5)
+    assert torch.allclose(got[0, 2].exp(), SPREAD_PER_STD * std_x, atol=1e-5)
+    assert torch.allclose(got[1, 2:].exp(), torch.tensor([0.04, 0.04]), atol=1e-6)

@@ -9,6 +9,12 @@ queries are either dense, at ``mask_loss_stride`` (4 by default: predictions ups
 uniformly, then the most uncertain prediction points kept (importance sampling), predictions and
 full-resolution targets read there bilinearly.
 
+With a location prior (``model.location_prior``: outputs carry ``location`` [B,N,4] = centre (x, y) and
+log spread), each matched query also learns its target's centre and spread directly (L1 on the centre
+and the log spread; the spread target is 1.5 times the target mask's standard deviation, so the prior
+is nearly flat over the object and steep beyond it). Through the mask losses alone the spread hardly
+moves: a wide prior's gradient is (distance / spread)², near zero.
+
 Predictions may come in bfloat16 (autocast); the matcher and every loss work in float32.
 """
 from __future__ import annotations
@@ -18,12 +24,27 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.profiler import record_function
 
+from .instance_decoder import PredictionHeads
+from .mask_decoder import coordinate_grid
 from .matcher import HungarianMatcher
 
 __all__ = ["DEFAULT_LOSS_WEIGHTS", "sigmoid_focal_loss", "dice_loss", "mask_iou", "point_sample",
-           "uncertain_points", "SetCriterion"]
+           "uncertain_points", "location_targets", "SetCriterion"]
 
-DEFAULT_LOSS_WEIGHTS = {"class": 2.0, "dice": 2.0, "mask": 5.0, "objectness": 1.0}
+DEFAULT_LOSS_WEIGHTS = {"class": 2.0, "dice": 2.0, "mask": 5.0, "objectness": 1.0, "location": 1.0}
+SPREAD_PER_STD = 1.5  # location prior's target spread, in standard deviations of the target mask
+
+
+def location_targets(masks: torch.Tensor, min_spread: float) -> torch.Tensor:
+    """Soft masks[K,h,w] (stride 8) -> [K,4]: centroid (x, y) in coordinate_grid's [-1, 1] and log of
+    the target spread per axis (SPREAD_PER_STD standard deviations, at least ``min_spread``)."""
+    xy = coordinate_grid(masks[:1, None])[0].flatten(1)  # [2, h*w]
+    weights = masks.flatten(1)
+    total = weights.sum(1, keepdim=True).clamp(min=1e-6)
+    centre = weights @ xy.T / total  # [K, 2]
+    var = (weights[:, None, :] * (xy[None] - centre[:, :, None]) ** 2).sum(-1) / total
+    spread = (SPREAD_PER_STD * var.sqrt()).clamp(min=min_spread)
+    return torch.cat([centre, spread.log()], dim=1)
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
@@ -151,12 +172,19 @@ class SetCriterion(nn.Module):
 
         batch_idx = torch.cat([torch.full_like(qi, b) for b, (qi, _) in enumerate(indices)])
         query_idx = torch.cat([qi for qi, _ in indices])
+        location = outputs.get("location")
+        losses["location"] = masks.sum() * 0.0 if location is None else location.sum() * 0.0
         if query_idx.numel():
             tgt_masks = torch.cat([targets[b]["masks"][ti] for b, (_, ti) in enumerate(indices)])
             m = self.mask_losses(masks[batch_idx, query_idx], tgt_masks)
             losses["dice"] = m["dice"] / num_masks
             losses["mask"] = m["mask"] / num_masks
             iou = m["iou"]
+            if location is not None:
+                tgt_s8 = torch.cat([mt["masks"][ti] for mt, (_, ti) in zip(matched_targets, indices)])
+                wanted = location_targets(tgt_s8, PredictionHeads.min_spread)
+                losses["location"] = F.l1_loss(location[batch_idx, query_idx].float(), wanted,
+                                               reduction="sum") / num_masks
         else:
             zero = masks.sum() * 0.0  # keeps every head in the graph (DDP)
             losses.update(dice=zero, mask=zero)

@@ -148,20 +148,26 @@ class PredictionHeads(nn.Module):
             nn.init.zeros_(self.location.bias)
             nn.init.constant_(self.location.bias[2:], math.log(self.init_spread))
 
-    def location_coefficients(self, q: torch.Tensor) -> torch.Tensor:
-        """q[B,N,D] -> [B,N,5], the coefficients of location_basis' (x, y, x², y², 1)."""
+    def centre_and_log_spread(self, q: torch.Tensor) -> torch.Tensor:
+        """q[B,N,D] -> [B,N,4]: centre (x, y) in [-1, 1], log spread (x, y) (what the criterion supervises)."""
         raw = self.location(q)
-        centre = torch.tanh(raw[..., :2])
-        spread = raw[..., 2:].clamp(math.log(self.min_spread), math.log(self.max_spread)).exp()
-        precision = 1.0 / (spread * spread)
+        log_spread = raw[..., 2:].clamp(math.log(self.min_spread), math.log(self.max_spread))
+        return torch.cat([torch.tanh(raw[..., :2]), log_spread], dim=-1)
+
+    @staticmethod
+    def location_coefficients(location: torch.Tensor) -> torch.Tensor:
+        """centre_and_log_spread's [B,N,4] -> [B,N,5], the coefficients of location_basis' (x, y, x², y², 1)."""
+        centre = location[..., :2]
+        precision = torch.exp(-2.0 * location[..., 2:])  # 1 / spread²
         constant = -0.5 * (centre * centre * precision).sum(-1, keepdim=True)
         return torch.cat([centre * precision, -0.5 * precision, constant], dim=-1)
 
     def forward(self, q: torch.Tensor) -> dict[str, torch.Tensor]:
-        kernels = self.kernel(q)
+        out = {"logits": self.cls(q), "objectness": self.obj(q).squeeze(-1), "kernels": self.kernel(q)}
         if self.location is not None:
-            kernels = torch.cat([kernels, self.location_coefficients(q)], dim=-1)
-        return {"logits": self.cls(q), "objectness": self.obj(q).squeeze(-1), "kernels": kernels}
+            out["location"] = self.centre_and_log_spread(q)
+            out["kernels"] = torch.cat([out["kernels"], self.location_coefficients(out["location"])], dim=-1)
+        return out
 
 
 class InstanceDecoder(nn.Module):
