@@ -61,6 +61,14 @@ def test_model_yaml_missing_a_key(copy):
         Engine(copy)
 
 
+def test_model_yaml_with_a_bad_location_terms(copy):
+    spec = yaml.safe_load((copy / "model.yaml").read_text())
+    spec["location_terms"] = "five"
+    (copy / "model.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(ModelLoadError, match=r"model\.yaml: 'location_terms' must be int"):
+        Engine(copy)
+
+
 def test_missing_graph_file(copy):
     graph = next(copy.rglob("deep.onnx"))
     graph.unlink()

@@ -69,7 +69,7 @@ class ModelSpec:
     defaults: dict[str, Any]  # MODEL_DEFAULTS updated with model.yaml's
     graphs: dict[tuple[int, int], dict[str, dict[str, Path]]]
     raw: dict[str, Any]
-    # the last kernel_dim elements of each kernel that are a location prior, not appearance (the tracker
+    # how many of each kernel's last elements are a location prior, not appearance (the tracker
     # associates on appearance only)
     location_terms: int = 0
 
@@ -163,5 +163,5 @@ def load_spec(model_dir: str | Path) -> ModelSpec:
         defaults={**MODEL_DEFAULTS, **(raw.get("defaults") or {})},
         graphs=graphs,
         raw=raw,
-        location_terms=int(raw.get("location_terms", 0)),
+        location_terms=_require({"location_terms": 0, **raw}, "location_terms", int, where),
     )
