@@ -16,12 +16,9 @@ import json
 
 import numpy as np
 
+from mobileinst_ros.autolabel.quality import mask_iou
 from mobileinst_ros.data.ytvis import load_ytvis
 from mobileinst_ros.runtime.engine import Engine
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.logical_and(a, b).sum() / max(1, np.logical_or(a, b).sum()))
 
 
 def count(engine: Engine, dataset, class_name: str, video_prefix: str, every: int, min_area: int) -> dict:
@@ -35,7 +32,7 @@ def count(engine: Engine, dataset, class_name: str, video_prefix: str, every: in
             objects = [g.mask for g in dataset.frame_instances(v, f)
                        if g.class_id == class_id and g.mask.sum() >= min_area]
             masks = [i.mask > 0 for i in engine.infer(dataset.frame(v, f)) if i.class_id == engine_class]
-            best_ious += [max([_iou(m, o) for m in masks], default=0.0) for o in objects]
+            best_ious += [max([mask_iou(m, o) for m in masks], default=0.0) for o in objects]
             covered_per_mask += [sum(np.logical_and(m, o).sum() > 0.5 * o.sum() for o in objects) for m in masks]
     ious, covered = np.asarray(best_ious), np.asarray(covered_per_mask)
     return {"labelled_objects": len(ious), "found_at_iou_0.5": round(float((ious >= 0.5).mean()), 3) if len(ious) else None,

@@ -33,7 +33,6 @@ import torch
 import yaml
 from torch import nn
 
-from mobileinst_ros.model.mask_decoder import LOCATION_TERMS
 from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MODEL_DEFAULTS, parse_resolution
 
 __all__ = ["ExportError", "Parity", "load_checkpoint", "export_graphs", "export_model", "check_parity", "main"]
@@ -328,9 +327,8 @@ def export_model(model: nn.Module, classes: list[str], out: str | Path, resoluti
         folders, report = export_graphs(model, staging, resolutions, layout)
         probe = _session(staging / folders[resolutions[0]] / "instance_decoder.onnx")
         shapes = {o.name: tuple(o.shape) for o in probe.get_outputs()}
-        location_prior = getattr(getattr(model, "mask_decoder", None), "location_prior", False)
         spec = _model_yaml(classes, shapes, folders, info, report, {**MODEL_DEFAULTS, **(defaults or {})},
-                           LOCATION_TERMS if location_prior else 0)
+                           getattr(model.mask_decoder, "location_terms", 0))
         (staging / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         sizes = {str(p.relative_to(staging)): p.stat().st_size for p in staging.rglob("*.onnx")}
         (staging / "MODEL_CARD.md").write_text(_model_card(out.name, spec, info, sizes))

@@ -66,7 +66,19 @@ class CrossAttention(nn.Module):
         return self.out(out.reshape(out.shape[0], out.shape[1], -1))
 
 
-class DecoderStage(nn.Module):
+class _QueryStage(nn.Module):
+    """The tail both local stages share: self-attention among the queries, then FFN (post-norm). A
+    subclass owns ``self_attn``, ``ffn``, ``norm2`` and ``norm3`` (built in its own order, so that seeded
+    initialisation stays as it was)."""
+
+    def refine(self, q: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
+        """q[B,N,D], query_pos[1,N,D] -> [B,N,D]."""
+        qp = q + query_pos
+        q = self.norm2(q + self.self_attn(qp, qp, q))
+        return self.norm3(q + self.ffn(q))
+
+
+class DecoderStage(_QueryStage):
     """Cross-attention to a feature map, self-attention among queries, FFN (post-norm, as DETR)."""
 
     def __init__(self, dim: int, heads: int, ffn_dim: int):
@@ -80,12 +92,10 @@ class DecoderStage(nn.Module):
                 memory_pos: torch.Tensor) -> torch.Tensor:
         """queries[B,N,D], query_pos[1,N,D], memory[B,L,D], memory_pos[1,L,D] -> [B,N,D]."""
         q = self.norm1(queries + self.cross(queries + query_pos, memory + memory_pos, memory))
-        qp = q + query_pos
-        q = self.norm2(q + self.self_attn(qp, qp, q))
-        return self.norm3(q + self.ffn(q))
+        return self.refine(q, query_pos)
 
 
-class InstanceActivationStage(nn.Module):
+class InstanceActivationStage(_QueryStage):
     """SparseInst's instance activation maps as the local stage: N maps over the stride-8 mask features,
     each query adds the features averaged under its map, then self-attention and FFN as DecoderStage.
 
@@ -113,10 +123,7 @@ class InstanceActivationStage(nn.Module):
     def forward(self, queries: torch.Tensor, query_pos: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
         maps = self.activation_maps(mask_features)
         pooled = torch.matmul(maps, mask_features.flatten(2).transpose(1, 2))  # [B,N,K]
-        q = self.norm1(queries + self.proj(pooled))
-        qp = q + query_pos
-        q = self.norm2(q + self.self_attn(qp, qp, q))
-        return self.norm3(q + self.ffn(q))
+        return self.refine(self.norm1(queries + self.proj(pooled)), query_pos)
 
 
 class PredictionHeads(nn.Module):

@@ -131,3 +131,8 @@ class MaskDecoder(nn.Module):
             levels.append(coordinate_grid(p3))
         features = self.project(self.fuse(levels[0] if len(levels) == 1 else torch.cat(levels, dim=1)))
         return torch.cat([features, location_basis(features)], dim=1) if self.location_prior else features
+
+    @property
+    def location_terms(self) -> int:
+        """Channels of location_basis at the end of the mask features (0 without a location prior)."""
+        return LOCATION_TERMS if self.location_prior else 0

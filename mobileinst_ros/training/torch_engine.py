@@ -17,7 +17,6 @@ from torch import nn
 from ..export.export import _wrappers
 from ..runtime.engine import Engine, _check_finite
 from ..runtime.model_dir import GRAPH_IO, MODEL_DEFAULTS, ModelSpec
-from ..model.mask_decoder import LOCATION_TERMS
 from ..model.mobileinst import MobileInst
 
 __all__ = ["TorchEngine"]
@@ -54,7 +53,7 @@ class TorchEngine(Engine):
         self.model = model.eval()
         self._torch_graphs = {role: _TorchGraph(module, role) for role, module in _wrappers(model).items()}
         decoder = model.instance_decoder
-        location_terms = LOCATION_TERMS if model.mask_decoder.location_prior else 0
+        location_terms = model.mask_decoder.location_terms
         spec = ModelSpec(root=Path("<torch model>"), classes=list(class_names), mean=127.0, scale=128.0,
                          mask_stride=8, kernel_dim=decoder.local_heads.kernel[-1].out_features + location_terms,
                          num_queries=decoder.num_queries, defaults=dict(MODEL_DEFAULTS),
