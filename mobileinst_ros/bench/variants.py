@@ -67,14 +67,13 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "activation": ({"mask_decoder": {"coords": True}, "instance_decoder": {"local": "activation"}}, "shared"),
     "activation_location": ({"location_prior": True, "mask_decoder": {"coords": True},
                              "instance_decoder": {"local": "activation"}}, "shared"),
-    # ... on a leaner network that keeps Lite0's ImageNet stem (so training can freeze it)
-    "lean_deep_activation": ({"kernel_dim": 64, "location_prior": True, "backbone": {"skip_blocks": [7, 10, 13, 14]},
-                              "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
-                              "instance_decoder": {"local": "activation"}}, "per-resolution"),
-    "lean_skip2_activation": ({"kernel_dim": 64, "location_prior": True,
-                               "backbone": {"stem": "dense", "skip_blocks": [2, 7, 10, 13, 14]},
+    # ... on leaner networks (the ImageNet stem kept, so training can freeze it; or the dense stem)
+    "lean_activation": ({"kernel_dim": 64, "backbone": {"skip_blocks": [2, 7, 10, 13, 14]},
+                         "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
+                         "instance_decoder": {"local": "activation"}}, "shared"),
+    "lean_skip2_activation": ({"kernel_dim": 64, "backbone": {"stem": "dense", "skip_blocks": [2, 7, 10, 13, 14]},
                                "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
-                               "instance_decoder": {"local": "activation"}}, "per-resolution"),
+                               "instance_decoder": {"local": "activation"}}, "shared"),
 }
 CLASSES = [f"class{i}" for i in range(6)]
 INSTANCES = 2
