@@ -4,7 +4,7 @@ per frame, track ids per true track, and per class the frame AP50 (every frame a
 masks without tracking, which whole-track AP on long clips hides).
 
     .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3]
-        [--score-threshold 0.3] [-T 1,3] [--resolution WxH]
+        [--score-threshold 0.3] [-T 1,3] [--split-components 0,1] [--resolution WxH]
 
 INPUT is what ``mobileinst-eval run --input`` takes (a bag with ground truth or a YouTube-VIS dataset).
 One JSON line per run on stdout.
@@ -46,19 +46,22 @@ def main() -> None:
     parser.add_argument("--score-threshold", type=_floats, default=None, help="default: the model's")
     parser.add_argument("--resolution", help="model input WxH (default: the engine's choice per image)")
     parser.add_argument("-T", type=lambda t: [int(x) for x in t.split(",")], default=[1, 3])
+    parser.add_argument("--split-components", type=lambda t: [bool(int(x)) for x in t.split(",")], default=None,
+                        help="0 and/or 1 (default: the model's)")
     args = parser.parse_args()
     engine = Engine(args.model, threads=1, resolution=args.resolution)
     source = open_source(args.input, engine.class_names, IMAGE_TOPIC, GT_TOPIC, gt_required=True)
-    runs = [(t, s, d) for t in args.T for s in args.score_threshold or [engine.score_threshold]
-            for d in args.duplicate_iou]
-    for interval, score, iou in runs:
-        engine.score_threshold, engine.duplicate_iou = score, iou
+    runs = [(t, s, d, p) for t in args.T for s in args.score_threshold or [engine.score_threshold]
+            for d in args.duplicate_iou for p in args.split_components or [engine.split_components]]
+    for interval, score, iou, split in runs:
+        engine.score_threshold, engine.duplicate_iou, engine.split_components = score, iou, split
         run = run_offline(source, KernelTracker(engine, keyframe_interval=interval), {}, progress=False)
         accuracy = metrics.vis_metrics(run)
         tracking = metrics.tracking_metrics(run)["overall"]
         agreement = metrics.agreement_metrics(run)
         print(json.dumps({
-            "T": interval, "score_threshold": score, "duplicate_iou": iou, "AP": _pct(accuracy["AP"]),
+            "T": interval, "score_threshold": score, "duplicate_iou": iou, "split_components": split,
+            "AP": _pct(accuracy["AP"]),
             "AP50": _pct(accuracy["AP50"]),
             "per_class_AP50": {k: _pct(v) for k, v in accuracy["per_class_AP50"].items()},
             "per_class_frame_AP50": {name: frame_ap50(run, c) for c, name in enumerate(engine.class_names)},

@@ -355,6 +355,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-instances", type=int, default=MODEL_DEFAULTS["max_instances"])
     parser.add_argument("--duplicate-iou", type=float, default=MODEL_DEFAULTS["duplicate_iou"],
                         help="mask NMS: drop a mask overlapping a better one above this IoU (1: off)")
+    parser.add_argument("--split-components", action="store_true",
+                        help="instances are the connected parts of each mask (a model whose masks cover several "
+                             "look-alikes at once)")
     return parser.parse_args(argv)
 
 
@@ -368,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ExportError(f"resolutions {bad}: width and height must be multiples of 32")
         model, classes, info = load_checkpoint(args.checkpoint)
         defaults = {"score_threshold": args.score_threshold, "mask_threshold": args.mask_threshold,
-                    "max_instances": args.max_instances, "duplicate_iou": args.duplicate_iou}
+                    "max_instances": args.max_instances, "duplicate_iou": args.duplicate_iou,
+                    "split_components": args.split_components}
         report = export_model(model, classes, args.out, resolutions, info, defaults, args.layout)
     except (ExportError, ValueError) as err:
         print(f"mobileinst-export: error: {err}", file=sys.stderr)

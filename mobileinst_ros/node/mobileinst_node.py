@@ -84,7 +84,7 @@ DEBUG_IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 # Engine / tracker attributes set from live parameters.
-_ENGINE_ATTRIBUTES = ("score_threshold", "mask_threshold", "max_instances", "duplicate_iou")
+_ENGINE_ATTRIBUTES = ("score_threshold", "mask_threshold", "max_instances", "duplicate_iou", "split_components")
 _TRACKER_ATTRIBUTES = ("keyframe_interval", "adaptive_keyframes", "reuse_mode", "association_threshold",
                        "max_track_age")
 

@@ -64,6 +64,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("duplicate_iou", _T.DOUBLE, None,
          "Drop an instance whose mask overlaps a better-scored one above this IoU (1: keep all); unset: the "
          "model's default.", live=True, bounds=(0.0, 1.0)),
+    Spec("split_components", _T.BOOL, None,
+         "Publish each connected part of a mask as an instance of its own (for a model whose masks cover several "
+         "look-alikes at once); unset: the model's default.", live=True),
     Spec("keyframe_interval", _T.INTEGER, None,
          "T: the full model runs every T-th image, the others reuse its kernels; unset: the tracker's default.",
          live=True, bounds=(1, 100)),

@@ -27,7 +27,7 @@ from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.model_dir import (GRAPH_IO, ModelLoadError, ModelSpec, expected_shapes, load_spec,
                                               parse_resolution)
 from mobileinst_ros.runtime.postprocess import (mask_logits, mask_stats, masks_to_image, not_duplicates, query_scores,
-                                                rank)
+                                                rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, preprocess
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
@@ -134,7 +134,7 @@ class _Graph:
 class Engine:
     """MobileInst on onnxruntime. ``resolution`` (w, h) or '640x480' fixes the model resolution;
     None picks, per image, the exported resolution closest to the image's aspect ratio.
-    ``score_threshold``, ``mask_threshold``, ``max_instances`` and ``duplicate_iou`` are plain attributes:
+    ``score_threshold``, ``mask_threshold``, ``max_instances``, ``duplicate_iou`` and ``split_components`` are plain attributes:
     change them at run time. Defaults come from ``model.yaml``. ``model_dir`` may also be a ``ModelSpec`` already made,
     for a subclass whose ``_load_graphs`` runs the graphs another way (training's ``TorchEngine``)."""
 
@@ -142,7 +142,7 @@ class Engine:
                  resolution: tuple[int, int] | str | None = None,
                  precision: str = "fp32", resize: str | None = None, score_threshold: float | None = None,
                  mask_threshold: float | None = None, max_instances: int | None = None,
-                 duplicate_iou: float | None = None) -> None:
+                 duplicate_iou: float | None = None, split_components: bool | None = None) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.spec: ModelSpec = model_dir if isinstance(model_dir, ModelSpec) else load_spec(model_dir)
@@ -151,6 +151,7 @@ class Engine:
         self.mask_threshold = float(mask_threshold if mask_threshold is not None else d["mask_threshold"])
         self.max_instances = int(max_instances if max_instances is not None else d["max_instances"])
         self.duplicate_iou = float(duplicate_iou if duplicate_iou is not None else d["duplicate_iou"])
+        self.split_components = bool(split_components if split_components is not None else d["split_components"])
         self.resize = resize or d["resize"]
         make_geometry((1, 1), (1, 1), self.resize)  # reject a bad mode now, not on the first frame
         self.precision = precision
@@ -278,8 +279,21 @@ class Engine:
         cand, final, mness, cells, logits, kept = self._rescore(scores, decoded["kernels"], features, geometry)
         keep = rank(np.where(kept, final, -1.0), self.score_threshold, self.max_instances)
         chosen = cand[keep]
-        return Detections(decoded["kernels"][chosen], class_ids[chosen], final[keep], scores[chosen],
-                          mness[keep], cells[keep], logits[keep], chosen)
+        det = Detections(decoded["kernels"][chosen], class_ids[chosen], final[keep], scores[chosen],
+                         mness[keep], cells[keep], logits[keep], chosen)
+        return self._split(det, geometry) if self.split_components else det
+
+    def _split(self, det: Detections, geometry: Geometry) -> Detections:
+        """Every mask's connected parts as instances, rescored by their own maskness, best first; the parts
+        of one mask share its kernel, class and query score."""
+        stride = self.spec.mask_stride
+        parts, parent = split_components(det.mask_logits, geometry, stride, self.mask_threshold)
+        mness, cells = mask_stats(parts, geometry, stride, self.mask_threshold)
+        final = det.query_scores[parent] * mness
+        order = rank(final, self.score_threshold, self.max_instances)
+        rows = parent[order]
+        return Detections(det.kernels[rows], det.class_ids[rows], final[order], det.query_scores[rows],
+                          mness[order], cells[order], parts[order], det.query_indices[rows])
 
     def _rescore(self, scores: np.ndarray, kernels: np.ndarray, features: Features,
                  geometry: Geometry) -> tuple[np.ndarray, ...]:
@@ -310,11 +324,13 @@ class Engine:
         """Instance decoder + selection."""
         return self.select(self.decode(features), features, geometry)
 
-    def reuse_masks(self, kernels: np.ndarray, features: Features,
-                    geometry: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def reuse_masks(self, kernels: np.ndarray, features: Features, geometry: Geometry,
+                    regions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Kernels [K, D] of an earlier keyframe on these features -> (mask logits [K, h, w],
-        maskness [K], cells [K])."""
+        maskness [K], cells [K]); with bool ``regions`` [K, h, w], each mask only inside its region."""
         logits = mask_logits(kernels, features.mask_features[0])
+        if regions is not None:
+            logits = restrict(logits, regions)
         return (logits, *mask_stats(logits, geometry, self.spec.mask_stride, self.mask_threshold))
 
     def to_image(self, logits: np.ndarray, geometry: Geometry) -> np.ndarray:

@@ -18,7 +18,8 @@ per-resolution layout puts fixed-shape sets under ``<W>x<H>/``. Each resolution 
     kernel_dim: 128
     num_queries: 100
     location_terms: 5                               # optional (0): kernels end with a location prior
-    defaults: {score_threshold: .., mask_threshold: .., max_instances: .., duplicate_iou: .., resize: letterbox}
+    defaults: {score_threshold: .., mask_threshold: .., max_instances: .., duplicate_iou: .., split_components: ..,
+               resize: letterbox}
     resolutions:
       640x480: {fp32: {shallow: shallow.onnx, ...}, int8: {shallow: int8/shallow.onnx, ...}}
 
@@ -40,7 +41,7 @@ FORMAT = "mobileinst-onnx-1"
 # The post-processing defaults mobileinst-export writes into model.yaml (its --score-threshold etc.);
 # keys a model.yaml lacks take these. The node's parameters and the engine's arguments override them.
 MODEL_DEFAULTS: dict[str, Any] = {"score_threshold": 0.3, "mask_threshold": 0.5, "max_instances": 10,
-                                  "duplicate_iou": 0.5, "resize": "letterbox"}
+                                  "duplicate_iou": 0.5, "split_components": False, "resize": "letterbox"}
 GRAPHS = ("shallow", "deep", "mask_decoder", "instance_decoder")
 # graph role -> (input names, output names); the engine and the exporter share this contract
 GRAPH_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

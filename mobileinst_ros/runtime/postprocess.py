@@ -9,6 +9,13 @@ a greedy mask NMS on the stride-8 grid drops a prediction whose mask overlaps a 
 above ``duplicate_iou`` (any class: two classes on one object are a duplicate too; 1 turns it off). Masks are ``kernels @ mask_features`` (stride-8 logits); each is warped straight from the
 stride-8 grid to the original image with one bilinear affine map (exact letterbox geometry, no
 intermediate full-resolution copy), and only over the box where it can exceed the threshold.
+
+With ``split_components`` a mask is cut into its connected parts on the stride-8 grid, each part an instance
+of its own (``split_components``): a briefly trained model's kernel often fires on every look-alike in view
+(one "person" mask over a whole crowd, docs/training.md) while the mask itself follows them well, so the parts
+are the people. A part keeps its parent's logits on its cells and the ring around them that no other part holds,
+and ``OUTSIDE_LOGIT`` elsewhere; the tracker follows each part within a window around where it last was
+(``restrict``, ``grow``).
 """
 from __future__ import annotations
 
@@ -17,7 +24,12 @@ import numpy as np
 
 from mobileinst_ros.runtime.preprocess import Geometry
 
-__all__ = ["sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates", "masks_to_image"]
+__all__ = ["sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates", "masks_to_image",
+           "split_components", "restrict", "grow", "above_threshold", "OUTSIDE_LOGIT"]
+
+# the logit of a cell outside a part's region: no bilinear mix with it reaches any mask threshold in use
+OUTSIDE_LOGIT = np.float32(-30.0)
+_RING = np.ones((3, 3), np.uint8)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -89,6 +101,51 @@ def not_duplicates(logits: np.ndarray, scores: np.ndarray, geometry: Geometry, s
             later = (scores < scores[i]) | ((scores == scores[i]) & (np.arange(len(scores)) > i))
             keep &= ~(later & (iou[i] > duplicate_iou))
     return keep
+
+
+def above_threshold(logits: np.ndarray, threshold: float) -> np.ndarray:
+    """Stride-8 mask logits [K, h, w] -> bool [K, h, w]: cells whose probability exceeds ``threshold``."""
+    return logits > _logit(threshold)
+
+
+def grow(regions: np.ndarray, cells: int) -> np.ndarray:
+    """bool regions [K, h, w], each dilated by ``cells`` grid cells (a square window)."""
+    size = 2 * cells + 1
+    window = np.ones((size, size), np.uint8)
+    return np.stack([cv2.dilate(r.astype(np.uint8), window).astype(bool) for r in regions]) if len(regions) \
+        else regions.astype(bool)
+
+
+def restrict(logits: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """Mask logits [K, h, w] with every cell outside bool ``regions`` [K, h, w] set to ``OUTSIDE_LOGIT``."""
+    return np.where(regions, logits, OUTSIDE_LOGIT).astype(np.float32)
+
+
+def split_components(logits: np.ndarray, geometry: Geometry, stride: int, threshold: float,
+                     min_fraction: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Stride-``stride`` mask logits [K, h, w] -> (parts' logits [M, h, w], parent index [M]): each mask cut
+    into its 8-connected parts above ``threshold`` over the image content; parts smaller than
+    ``min_fraction`` of the mask's largest part are dropped as fragments. A mask with at most one part is
+    passed on unchanged. A part's region is its cells plus the ring of cells around them that no other part
+    of the same mask holds."""
+    inside = _inside_content(logits, geometry, stride, threshold)[1]
+    gh, gw = inside.shape[1:]
+    parts, parent = [], []
+    for k in range(len(logits)):
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(inside[k].astype(np.uint8), connectivity=8)
+        if count <= 2:
+            parts.append(logits[k])
+            parent.append(k)
+            continue
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        for label in np.flatnonzero(areas >= min_fraction * areas.max()) + 1:
+            own = labels == label
+            region = np.zeros(logits.shape[1:], bool)
+            region[:gh, :gw] = cv2.dilate(own.astype(np.uint8), _RING).astype(bool) & ((labels == 0) | own)
+            parts.append(restrict(logits[k], region))
+            parent.append(k)
+    shape = (0, *logits.shape[1:])
+    return (np.stack(parts) if parts else np.zeros(shape, np.float32)), np.asarray(parent, np.int64)
 
 
 def _warp_one(logits: np.ndarray, geometry: Geometry, stride: int, threshold_logit: float) -> np.ndarray:

@@ -2,7 +2,10 @@
 
 MobileInst tracks by kernels: the same object gives similar mask kernels in nearby frames, so the
 kernels of a new keyframe are matched to the tracks' kernels one-to-one (maximum total cosine
-similarity) and a pair is accepted only at ``similarity >= threshold``.
+similarity) and a pair is accepted only at ``similarity >= threshold``. When the engine splits masks into
+their parts (``Engine.split_components``), the parts of one mask share its kernel: the overlap of the
+tracks' and the detections' masks (IoU on the stride-8 grid) then joins the cosine in the matching, and a
+pair must overlap.
 """
 from __future__ import annotations
 
@@ -34,15 +37,19 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a / np.where(na > 0, na, 1)) @ (b / np.where(nb > 0, nb, 1)).T
 
 
-def associate(track_kernels: np.ndarray, detection_kernels: np.ndarray, threshold: float) -> Association:
-    """Match tracks [T, D] to detections [N, D]: Hungarian on cosine similarity, pairs below
-    ``threshold`` rejected."""
+def associate(track_kernels: np.ndarray, detection_kernels: np.ndarray, threshold: float,
+              overlap: np.ndarray | None = None) -> Association:
+    """Match tracks [T, D] to detections [N, D]: Hungarian on cosine similarity (plus ``overlap`` [T, N],
+    mask IoU, where given), pairs below ``threshold`` cosine (or without overlap) rejected."""
     t, n = len(track_kernels), len(detection_kernels)
     if t == 0 or n == 0:
         return Association(np.zeros((0, 2), np.int64), np.arange(t), np.arange(n), np.zeros((t, n)))
     sim = cosine_similarity(track_kernels, detection_kernels)
-    rows, cols = linear_sum_assignment(sim, maximize=True)
+    gain = sim if overlap is None else sim + overlap
+    rows, cols = linear_sum_assignment(gain, maximize=True)
     good = sim[rows, cols] >= threshold
+    if overlap is not None:
+        good &= overlap[rows, cols] > 0
     matches = np.stack([rows[good], cols[good]], axis=1).astype(np.int64)
     return Association(matches, np.setdiff1d(np.arange(t), matches[:, 0]),
                        np.setdiff1d(np.arange(n), matches[:, 1]), sim)

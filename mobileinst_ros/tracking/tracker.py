@@ -28,11 +28,14 @@ import numpy as np
 
 from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.engine import Detections, Engine, Features, NonFiniteOutputError, Prepared
+from mobileinst_ros.runtime.postprocess import above_threshold, grow
 from mobileinst_ros.tracking.association import associate
 
 __all__ = ["TrackedInstance", "TrackedFrame", "KernelTracker", "REUSE_MODES"]
 
 REUSE_MODES = ("features", "kernels")
+# how far (stride-8 cells) a part of a split mask may move between two frames (Engine.split_components)
+PART_MOTION_CELLS = 2
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ class _Track:
     cells: int          # mask area at the keyframe, stride-8 cells
     maskness: float     # at the keyframe
     last_seen: int      # frame index of the last keyframe that matched it
+    region: np.ndarray | None = None  # bool stride-8 cells of its last mask, where masks are split into parts
 
 
 class _Clock:
@@ -203,8 +207,10 @@ class KernelTracker:
         """Update the tracks with a keyframe's detections; returns the track of each detection."""
         kernels = (np.stack([t.kernel for t in self._tracks]) if self._tracks
                    else np.zeros((0, det.kernels.shape[1]), np.float32))
+        parts = above_threshold(det.mask_logits, self.engine.mask_threshold) if self.engine.split_components \
+            else None
         result = associate(self.engine.appearance(kernels), self.engine.appearance(det.kernels),
-                           self.association_threshold)
+                           self.association_threshold, None if parts is None else self._overlap(parts))
         owner = {int(d): self._tracks[int(t)] for t, d in result.matches}
         active = []
         for d in range(len(det.kernels)):
@@ -219,10 +225,23 @@ class KernelTracker:
             track.cells = int(det.cells[d])
             track.maskness = float(det.maskness[d])
             track.last_seen = self._frame
+            track.region = None if parts is None else parts[d]
             active.append(track)
         self._tracks = [t for t in self._tracks if self._frame - t.last_seen <= self.max_track_age]
         self._active = active
         return active
+
+    def _overlap(self, parts: np.ndarray) -> np.ndarray:
+        """IoU [T, N] of the tracks' last masks with the detections' bool stride-8 masks ``parts`` [N, h, w];
+        1 (no constraint) for a track without a mask of that grid."""
+        overlap = np.ones((len(self._tracks), len(parts)))
+        flat = parts.reshape(len(parts), int(np.prod(parts.shape[1:]))).astype(np.float32)
+        for row, track in enumerate(self._tracks):
+            if track.region is not None and track.region.shape == parts.shape[1:]:
+                inter = flat @ track.region.reshape(-1).astype(np.float32)
+                union = flat.sum(axis=1) + track.region.sum() - inter
+                overlap[row] = inter / np.maximum(union, 1)
+        return overlap
 
     def _non_keyframe(self, prepared: Prepared, clock: _Clock) -> tuple[list[TrackedInstance], str]:
         x3 = self.engine.shallow(prepared)
@@ -240,7 +259,12 @@ class KernelTracker:
             features = self.engine.reuse_features(prepared, self._kf_features, x3)
         clock.lap("backbone")
         kernels = np.stack([t.kernel for t in self._active])
-        logits, mness, cells = self.engine.reuse_masks(kernels, features, prepared.geometry)
+        regions = self._part_windows(features.mask_features.shape[2:])
+        logits, mness, cells = self.engine.reuse_masks(kernels, features, prepared.geometry, regions)
+        if regions is not None:
+            for track, now in zip(self._active, above_threshold(logits, self.engine.mask_threshold)):
+                if track.region is not None and now.any():
+                    track.region = now
         clock.lap("postprocess")
         trigger = self._mask_trigger(mness, cells)
         if trigger:
@@ -253,6 +277,14 @@ class KernelTracker:
         self._since_keyframe += 1
         clock.lap("tracking")
         return instances, ""
+
+    def _part_windows(self, grid: tuple[int, int]) -> np.ndarray | None:
+        """Where each active part may be on this frame: its last cells grown by ``PART_MOTION_CELLS``
+        (everywhere for a whole mask); None when no active track is a part."""
+        if all(t.region is None for t in self._active):
+            return None
+        return np.stack([grow(t.region[None], PART_MOTION_CELLS)[0] if t.region is not None
+                         else np.ones(grid, bool) for t in self._active])
 
     def _feature_trigger(self, x3: np.ndarray) -> str:
         if not self.adaptive_keyframes:
