@@ -10,10 +10,9 @@ above ``duplicate_iou`` (any class: two classes on one object are a duplicate to
 stride-8 grid to the original image with one bilinear affine map (exact letterbox geometry, no
 intermediate full-resolution copy), and only over the box where it can exceed the threshold.
 
-With ``split_components`` a mask is cut into its connected parts on the stride-8 grid, each part an instance
-of its own (``split_components``): a briefly trained model's kernel often fires on every look-alike in view
-(one "person" mask over a whole crowd, docs/training.md) while the mask itself follows them well, so the parts
-are the people. A part keeps its parent's logits on its cells and the ring around them that no other part holds,
+``split_components`` cuts a mask into its connected parts on the stride-8 grid, each part an instance of its
+own: a briefly trained model's kernel often fires on every look-alike in view (one "person" mask over a whole
+crowd, docs/training.md) while the mask itself follows them well, so the parts are the people. A part keeps its parent's logits on its cells and the ring around them that no other part holds,
 and ``OUTSIDE_LOGIT`` elsewhere; the tracker follows each part within a window around where it last was
 (``restrict``, ``grow``).
 """
