@@ -12,9 +12,9 @@ intermediate full-resolution copy), and only over the box where it can exceed th
 
 ``split_components`` cuts a mask into its connected parts on the stride-8 grid, each part an instance of its
 own: a briefly trained model's kernel often fires on every look-alike in view (one "person" mask over a whole
-crowd, docs/training.md) while the mask itself follows them well, so the parts are the people. A part keeps its parent's logits on its cells and the ring around them that no other part holds,
-and ``OUTSIDE_LOGIT`` elsewhere; the tracker follows each part within a window around where it last was
-(``restrict``, ``grow``).
+crowd, docs/training.md) while the mask itself follows them well, so the parts are the people. A part keeps
+its parent's logits on its cells and the ring around them that no other part holds, and ``OUTSIDE_LOGIT``
+elsewhere; the tracker follows each part within a window around where it last was (``restrict``, ``grow``).
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ __all__ = ["sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_
 
 # the logit of a cell outside a part's region: no bilinear mix with it reaches any mask threshold in use
 OUTSIDE_LOGIT = np.float32(-30.0)
-_RING = np.ones((3, 3), np.uint8)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -140,7 +139,7 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
         for label in np.flatnonzero(areas >= min_fraction * areas.max()) + 1:
             own = labels == label
             region = np.zeros(logits.shape[1:], bool)
-            region[:gh, :gw] = cv2.dilate(own.astype(np.uint8), _RING).astype(bool) & ((labels == 0) | own)
+            region[:gh, :gw] = grow(own[None], 1)[0] & ((labels == 0) | own)
             parts.append(restrict(logits[k], region))
             parent.append(k)
     shape = (0, *logits.shape[1:])
