@@ -135,8 +135,9 @@ class Engine:
     """MobileInst on onnxruntime. ``resolution`` (w, h) or '640x480' fixes the model resolution;
     None picks, per image, the exported resolution closest to the image's aspect ratio.
     ``score_threshold``, ``mask_threshold``, ``max_instances``, ``duplicate_iou`` and ``split_components`` are
-    plain attributes: change them at run time. Defaults come from ``model.yaml``. ``model_dir`` may also be a ``ModelSpec`` already made,
-    for a subclass whose ``_load_graphs`` runs the graphs another way (training's ``TorchEngine``)."""
+    plain attributes: change them at run time. Defaults come from ``model.yaml``. ``model_dir`` may also be a
+    ``ModelSpec`` already made, for a subclass whose ``_load_graphs`` runs the graphs another way (training's
+    ``TorchEngine``)."""
 
     def __init__(self, model_dir: str | Path | ModelSpec, threads: int = 1,
                  resolution: tuple[int, int] | str | None = None,
