@@ -120,11 +120,12 @@ def restrict(logits: np.ndarray, regions: np.ndarray) -> np.ndarray:
 
 
 def split_components(logits: np.ndarray, geometry: Geometry, stride: int, threshold: float,
-                     min_fraction: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+                     min_fraction: float = 0.3, min_cells: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Stride-``stride`` mask logits [K, h, w] -> (parts' logits [M, h, w], parent index [M]): each mask cut
     into its 8-connected parts above ``threshold`` over the image content; parts smaller than
-    ``min_fraction`` of the mask's largest part are dropped as fragments. A mask with at most one part is
-    passed on unchanged. A part's region is its cells plus the ring of cells around them that no other part
+    ``min_fraction`` of the mask's largest part or than ``min_cells`` cells are dropped as fragments (both
+    chosen on the training clips of vtest.avi, docs/training.md). A mask with at most one part is passed on
+    unchanged. A part's region is its cells plus the ring of cells around them that no other part
     of the same mask holds."""
     inside = _inside_content(logits, geometry, stride, threshold)[1]
     gh, gw = inside.shape[1:]
@@ -136,7 +137,7 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
             parent.append(k)
             continue
         areas = stats[1:, cv2.CC_STAT_AREA]
-        for label in np.flatnonzero(areas >= min_fraction * areas.max()) + 1:
+        for label in np.flatnonzero((areas >= min_fraction * areas.max()) & (areas >= min_cells)) + 1:
             own = labels == label
             region = np.zeros(logits.shape[1:], bool)
             region[:gh, :gw] = grow(own[None], 1)[0] & ((labels == 0) | own)
