@@ -56,6 +56,15 @@ def test_a_mask_is_cut_into_its_parts_and_fragments_are_dropped():
     assert parts[0][2:5, 9:12].max() < -8.0
 
 
+def test_parts_under_min_cells_are_fragments_even_when_large_enough_relative_to_the_largest():
+    logits = np.full((1, *GRID), -8.0, np.float32)
+    logits[0, 2:4, 1:3] = 8.0   # 4 cells
+    logits[0, 8, 9:11] = 8.0    # 2 cells: half the largest part, but under 3 cells
+    parts, parent = split_components(logits, GEOMETRY, 8, 0.5)
+    assert parent.tolist() == [0] and above_threshold(parts, 0.5).sum() == 4
+    assert len(split_components(logits, GEOMETRY, 8, 0.5, min_cells=2)[0]) == 2
+
+
 def test_the_engine_reports_each_part_as_an_instance(engine):
     image = _red_boxes(_two_boxes(0))
     engine.split_components = False
