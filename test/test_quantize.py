@@ -98,3 +98,20 @@ def test_cli_errors_are_one_line(fp32_dir, tmp_path, capsys, make, message):
     assert main(["--model", str(fp32_dir), "--calibration", str(make(tmp_path))]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_histogram_calibration_of_graphs_shared_by_two_resolutions(calib_dir, tmp_path):
+    """Percentile and entropy calibration stack each tensor over the batches: a graph file that serves
+    two resolutions calibrates on one of them instead of failing on the mixed shapes."""
+    torch.manual_seed(0)
+    model = build_model({"backbone": {"pretrained": False}}, 3).eval()
+    model_dir = tmp_path / "shared"
+    export_model(model, ["a", "b", "c"], model_dir, [(64, 64), (96, 64)], layout="shared")
+    record = quantize_model(model_dir, calibration_images(calib_dir, 4), method="entropy", min_cosine=0.0,
+                            repeats=1, log=lambda _: None)
+    assert record["method"] == "entropy" and len(record["graphs"]) == 4
+    spec = yaml.safe_load((model_dir / "model.yaml").read_text())
+    assert set(spec["resolutions"]["96x64"]["int8"]) == {"shallow", "deep", "mask_decoder", "instance_decoder"}
+    engine = Engine(model_dir, precision="int8", resolution=(96, 64))
+    prepared = engine.prepare(generate_video(3, 0, 1, 96, 64).frames[0])
+    assert np.isfinite(engine.decode(engine.keyframe_features(prepared))["kernels"]).all()

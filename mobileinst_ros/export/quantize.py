@@ -207,6 +207,10 @@ def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", m
     record, chosen = {}, {}
     for path, resolutions in files.items():
         role = next(r for r, p in engine.spec.graphs[resolutions[0]]["fp32"].items() if p == path)
+        # onnxruntime's histogram calibrators (percentile, entropy) stack each tensor over the batches, so they
+        # need one shape: a file shared by several resolutions calibrates on its largest one with them
+        if method != "minmax":
+            resolutions = [max(resolutions, key=lambda r: r[0] * r[1])]
         items = [f for res in resolutions for f in feeds[res][role]]
         split = max(1, int(len(items) * held_out_fraction))
         calibrate, held_out = items[split:], items[:split]
