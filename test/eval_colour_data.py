@@ -10,20 +10,9 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from oracle_model import CLASSES, OracleModel, box_mask, frame
+from oracle_model import CLASSES, box_mask, frame
 
 SIZE = (128, 96)  # (w, h): the exported resolution and the frame size
-
-
-def export_oracle(out: Path) -> Path:
-    """Export the colour model to ``out`` (a new directory); return it."""
-    import torch
-
-    from mobileinst_ros.export.export import export_model
-
-    torch.set_num_threads(1)
-    export_model(OracleModel().eval(), CLASSES, out, [SIZE])
-    return out
 
 
 def _boxes(video: int, t: int) -> dict[int, tuple[int, int, int, int]]:

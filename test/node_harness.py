@@ -39,14 +39,9 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 def export_oracle_model(directory: Path, resolution: tuple[int, int] = (64, 48)) -> Path:
     """The hand-weighted oracle network (test/oracle_model.py: red, green and blue squares on gray are
     instances of classes red, green, blue) exported by mobileinst-export's code at ``resolution``."""
-    import torch  # noqa: PLC0415  (tests only: the node under test never imports torch)
+    from oracle_model import export_oracle  # noqa: PLC0415  (torch: the node under test never imports it)
 
-    from mobileinst_ros.export.export import export_model  # noqa: PLC0415
-    from oracle_model import CLASSES, OracleModel  # noqa: PLC0415
-
-    torch.set_num_threads(1)
-    export_model(OracleModel().eval(), CLASSES, directory, [resolution])
-    return directory
+    return export_oracle(directory, [resolution])
 
 
 def _ros_args(model: Path | str, ros_args: tuple[str, ...]) -> list[str]:

@@ -11,6 +11,8 @@ objectness c: 20 (max x_c - 0.5), so a query fires only when its colour is in th
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -69,6 +71,16 @@ class OracleModel(nn.Module):
 
 
 CLASSES = ["red", "green", "blue"]
+
+
+def export_oracle(out: Path, resolutions: list[tuple[int, int]]) -> Path:
+    """The oracle network exported by mobileinst-export's code to ``out`` (a new directory) at ``resolutions``
+    (w, h); returns ``out``."""
+    from mobileinst_ros.export.export import export_model  # noqa: PLC0415  (keeps this module light to import)
+
+    torch.set_num_threads(1)
+    export_model(OracleModel().eval(), CLASSES, out, resolutions)
+    return out
 
 
 def frame(size: tuple[int, int], boxes: dict[int, tuple[int, int, int, int]], white: bool = False) -> np.ndarray:

@@ -3,23 +3,18 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
-from mobileinst_ros.export.export import export_model
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError, NonFiniteOutputError
 from mobileinst_ros.runtime.preprocess import ImageError
-from oracle_model import CLASSES, OracleModel, frame
+from oracle_model import export_oracle, frame
 
 SIZE = (64, 64)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("oracle") / "model"
-    export_model(OracleModel().eval(), CLASSES, out, [SIZE])
-    return out
+    return export_oracle(tmp_path_factory.mktemp("oracle") / "model", [SIZE])
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from eval_colour_data import export_oracle, make_colour_dataset
+from eval_colour_data import SIZE, make_colour_dataset
+from oracle_model import export_oracle
 from mobileinst_ros.data import bags
 from mobileinst_ros.evaluation import cli
 
@@ -15,7 +16,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("eval_errors")
     dataset = make_colour_dataset(root / "dataset", videos=1, frames=2)
     bags.write_dataset_bag(dataset, root / "bag")
-    return {"root": root, "model": export_oracle(root / "model"), "dataset": dataset, "bag": root / "bag"}
+    return {"root": root, "model": export_oracle(root / "model", [SIZE]), "dataset": dataset, "bag": root / "bag"}
 
 
 def _fails(capsys: pytest.CaptureFixture, argv: list[str], *fragments: str) -> str:

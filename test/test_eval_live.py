@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eval_colour_data import export_oracle, make_colour_dataset
+from eval_colour_data import SIZE, make_colour_dataset
+from oracle_model import export_oracle
 from mobileinst_ros.data import bags
 from mobileinst_ros.evaluation import cli
 from mobileinst_ros.evaluation.live import LiveError, run_live
@@ -21,7 +22,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("eval_live")
     dataset = make_colour_dataset(root / "dataset")
     bags.write_dataset_bag(dataset, root / "bag")
-    return {"model": export_oracle(root / "model"), "bag": root / "bag"}
+    return {"model": export_oracle(root / "model", [SIZE]), "bag": root / "bag"}
 
 
 def test_live_run_records_the_nodes_output_with_latency(inputs: dict, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from eval_colour_data import export_oracle, make_colour_dataset
+from eval_colour_data import SIZE, make_colour_dataset
+from oracle_model import export_oracle
 from mobileinst_ros.data import bags
 from mobileinst_ros.evaluation import cli
 from mobileinst_ros.evaluation.results_bag import PREDICTIONS_TOPIC, read_results_bag
@@ -19,7 +20,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("eval_offline")
     dataset = make_colour_dataset(root / "dataset", white_frame=3)
     bags.write_dataset_bag(dataset, root / "bag_mcap", storage="mcap")
-    return {"model": export_oracle(root / "model"), "dataset": dataset, "bag": root / "bag_mcap"}
+    return {"model": export_oracle(root / "model", [SIZE]), "dataset": dataset, "bag": root / "bag_mcap"}
 
 
 def _metrics(out: Path) -> dict:

@@ -9,11 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
-from mobileinst_ros.export.export import export_model
 from node_harness import ROOT
-from oracle_model import CLASSES, OracleModel
+from oracle_model import export_oracle
 
 SCRIPT = textwrap.dedent("""
     import sys
@@ -41,10 +39,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("oracle") / "model"
-    export_model(OracleModel().eval(), CLASSES, out, [(64, 64)])
-    return out
+    return export_oracle(tmp_path_factory.mktemp("oracle") / "model", [(64, 64)])
 
 
 def test_robot_side_never_imports_torch(model_dir):

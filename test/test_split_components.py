@@ -3,14 +3,12 @@ one id per part through keyframes and reused kernels. The oracle model's one red
 box at once: the "one person mask over a crowd" of a briefly trained model, with known answers."""
 import numpy as np
 import pytest
-import torch
 
-from mobileinst_ros.export.export import export_model
 from mobileinst_ros.runtime.engine import Engine
 from mobileinst_ros.runtime.postprocess import above_threshold, split_components
 from mobileinst_ros.runtime.preprocess import make_geometry
 from mobileinst_ros.tracking.tracker import KernelTracker
-from oracle_model import CLASSES, COLOURS, GRAY, OracleModel, box_mask, iou
+from oracle_model import COLOURS, GRAY, box_mask, export_oracle, iou
 
 SIZE = (128, 96)  # (w, h), exported resolution; stride-8 grid 16 x 12
 RED = 0
@@ -20,10 +18,7 @@ GEOMETRY = make_geometry(SIZE, SIZE, "letterbox")
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("oracle") / "model"
-    export_model(OracleModel().eval(), CLASSES, out, [SIZE])
-    return Engine(out)
+    return Engine(export_oracle(tmp_path_factory.mktemp("oracle") / "model", [SIZE]))
 
 
 def _red_boxes(boxes: list[tuple[int, int, int, int]]) -> np.ndarray:

@@ -7,13 +7,11 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 
-from mobileinst_ros.export.export import export_model
 from mobileinst_ros.runtime.engine import Engine
 from mobileinst_ros.tracking.association import associate, cosine_similarity
 from mobileinst_ros.tracking.tracker import KernelTracker
-from oracle_model import CLASSES, OracleModel, box_mask, frame, iou
+from oracle_model import box_mask, export_oracle, frame, iou
 
 SIZE = (128, 96)  # (w, h) of the test video, exported resolution
 RED, GREEN, BLUE = 0, 1, 2
@@ -21,10 +19,7 @@ RED, GREEN, BLUE = 0, 1, 2
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("oracle") / "model"
-    export_model(OracleModel().eval(), CLASSES, out, [SIZE])
-    return Engine(out)
+    return Engine(export_oracle(tmp_path_factory.mktemp("oracle") / "model", [SIZE]))
 
 
 def ids_by_class(result):
