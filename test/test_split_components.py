@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mobileinst_ros.runtime.engine import Engine
-from mobileinst_ros.runtime.postprocess import above_threshold, split_components
+from mobileinst_ros.runtime.postprocess import above_threshold, cell_iou, split_components
 from mobileinst_ros.runtime.preprocess import make_geometry
 from mobileinst_ros.tracking.tracker import KernelTracker
 from oracle_model import COLOURS, GRAY, box_mask, export_oracle, iou
@@ -58,6 +58,14 @@ def test_parts_under_min_cells_are_fragments_even_when_large_enough_relative_to_
     parts, parent = split_components(logits, GEOMETRY, 8, 0.5)
     assert parent.tolist() == [0] and above_threshold(parts, 0.5).sum() == 4
     assert len(split_components(logits, GEOMETRY, 8, 0.5, min_cells=2)[0]) == 2
+
+
+def test_cell_iou_of_masks_on_one_grid_including_none():
+    a = np.zeros((2, *GRID), bool)
+    a[0, 0:2, 0:2] = True
+    a[1, 0:2, 1:3] = True
+    np.testing.assert_allclose(cell_iou(a, a), [[1, 2 / 6], [2 / 6, 1]])
+    assert cell_iou(a, a[:0]).shape == (2, 0) and cell_iou(a[:0], a).shape == (0, 2)
 
 
 def test_the_engine_reports_each_part_as_an_instance(engine):

@@ -24,7 +24,7 @@ import numpy as np
 from mobileinst_ros.runtime.preprocess import Geometry
 
 __all__ = ["sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates", "masks_to_image",
-           "split_components", "restrict", "grow", "above_threshold", "OUTSIDE_LOGIT"]
+           "split_components", "restrict", "grow", "above_threshold", "cell_iou", "OUTSIDE_LOGIT"]
 
 # the logit of a cell outside a part's region: no bilinear mix with it reaches any mask threshold in use
 OUTSIDE_LOGIT = np.float32(-30.0)
@@ -82,6 +82,15 @@ def mask_stats(logits: np.ndarray, geometry: Geometry, stride: int,
     return np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32), count.astype(np.int64)
 
 
+def cell_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU [N, M] of bool masks a [N, h, w] and b [M, h, w] on one grid (0 between two empty masks)."""
+    cells = int(np.prod(a.shape[1:]))
+    fa = a.reshape(len(a), cells).astype(np.float32)
+    fb = b.reshape(len(b), cells).astype(np.float32)
+    inter = fa @ fb.T
+    return inter / np.maximum(fa.sum(axis=1)[:, None] + fb.sum(axis=1)[None, :] - inter, 1)
+
+
 def not_duplicates(logits: np.ndarray, scores: np.ndarray, geometry: Geometry, stride: int, threshold: float,
                    duplicate_iou: float) -> np.ndarray:
     """Greedy mask NMS of stride-``stride`` mask logits [K, h, w] with scores [K] -> bool [K]: False for a
@@ -90,10 +99,8 @@ def not_duplicates(logits: np.ndarray, scores: np.ndarray, geometry: Geometry, s
     keep = np.ones(len(scores), bool)
     if duplicate_iou >= 1 or len(scores) < 2:
         return keep
-    inside = _inside_content(logits, geometry, stride, threshold)[1].reshape(len(scores), -1).astype(np.float32)
-    inter = inside @ inside.T
-    area = np.diag(inter)
-    iou = inter / np.maximum(area[:, None] + area[None, :] - inter, 1)
+    inside = _inside_content(logits, geometry, stride, threshold)[1]
+    iou = cell_iou(inside, inside)
     for i in np.argsort(-scores, kind="stable"):
         if keep[i]:
             later = (scores < scores[i]) | ((scores == scores[i]) & (np.arange(len(scores)) > i))

@@ -28,7 +28,7 @@ import numpy as np
 
 from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.engine import Detections, Engine, Features, NonFiniteOutputError, Prepared
-from mobileinst_ros.runtime.postprocess import above_threshold, grow
+from mobileinst_ros.runtime.postprocess import above_threshold, cell_iou, grow
 from mobileinst_ros.tracking.association import associate
 
 __all__ = ["TrackedInstance", "TrackedFrame", "KernelTracker", "REUSE_MODES"]
@@ -235,12 +235,9 @@ class KernelTracker:
         """IoU [T, N] of the tracks' last masks with the detections' bool stride-8 masks ``parts`` [N, h, w];
         1 (no constraint) for a track without a mask of that grid."""
         overlap = np.ones((len(self._tracks), len(parts)))
-        flat = parts.reshape(len(parts), int(np.prod(parts.shape[1:]))).astype(np.float32)
-        for row, track in enumerate(self._tracks):
-            if track.region is not None and track.region.shape == parts.shape[1:]:
-                inter = flat @ track.region.reshape(-1).astype(np.float32)
-                union = flat.sum(axis=1) + track.region.sum() - inter
-                overlap[row] = inter / np.maximum(union, 1)
+        rows = [i for i, t in enumerate(self._tracks) if t.region is not None and t.region.shape == parts.shape[1:]]
+        if rows:
+            overlap[rows] = cell_iou(np.stack([self._tracks[i].region for i in rows]), parts)
         return overlap
 
     def _non_keyframe(self, prepared: Prepared, clock: _Clock) -> tuple[list[TrackedInstance], str]:
