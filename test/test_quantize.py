@@ -54,7 +54,7 @@ def test_calibration_pairs_frames_with_a_later_frame_of_the_same_video(calib_dir
 def quantized(fp32_dir, calib_dir, tmp_path_factory):
     model_dir = fresh_copy(fp32_dir, tmp_path_factory.mktemp("int8"))
     record = quantize_model(model_dir, calibration_images(calib_dir, 4), min_cosine=0.0, repeats=1,
-                            log=lambda _: None)
+                            search_below=0.0, log=lambda _: None)
     return model_dir, record
 
 
@@ -81,8 +81,25 @@ def test_int8_is_not_kept_when_it_is_not_accurate_enough(quantized, tmp_path):
     pairs = [(generate_video(3, 1, 1, 64, 64).frames[0], None)]
     feeds = collect_inputs(Engine(model_dir), pairs, (64, 64))["mask_decoder"]
     winner, candidates = quantize_graph(model_dir / "64x64" / "mask_decoder.onnx", tmp_path, feeds, feeds,
-                                        "minmax", min_cosine=1.01, repeats=1)
-    assert winner.name == "fp32" and [c.name for c in candidates] == ["fp32", "int8"]
+                                        "minmax", min_cosine=1.01, repeats=1, search_below=0.0)
+    assert winner.name == "fp32" and [c.name for c in candidates] == ["fp32", "int8", "int8_w8"]
+
+
+def test_a_graph_under_the_search_cosine_tries_its_most_sensitive_node_in_fp32(quantized, tmp_path):
+    model_dir, _ = quantized
+    pairs = [(generate_video(3, v, 1, 64, 64).frames[0], None) for v in range(4)]
+    feeds = collect_inputs(Engine(model_dir), pairs, (64, 64))["mask_decoder"]
+    _, candidates = quantize_graph(model_dir / "64x64" / "mask_decoder.onnx", tmp_path, feeds, feeds, "minmax",
+                                   min_cosine=0.0, repeats=1, search_below=1.01)
+    by_name = {c.name: c for c in candidates}
+    base = max(candidates[1:3], key=lambda c: c.cosine)
+    searched = by_name[f"{base.name}_fp32_node"]
+    assert len(searched.exclude) == 1 and searched.reduce_range == base.reduce_range
+    graph = onnx.load(str(searched.path)).graph
+    conv = next(n for n in graph.node if n.name == searched.exclude[0])
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    assert all(producers.get(i) != "DequantizeLinear" for i in conv.input[1:])  # its weights stay FP32
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)              # the rest is INT8
 
 
 def test_only_the_rgb_stem_counts_as_a_thin_dense_conv(fp32_dir):

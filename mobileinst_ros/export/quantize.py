@@ -2,14 +2,17 @@
 
 onnxruntime's ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations), calibrated on
 frames of the training data run through the FP32 graphs (the mask decoder also sees a later frame's
-x3 with an earlier frame's x4..x6, as on non-keyframes). ``reduce_range`` (7-bit weights) is on by
-default: on AVX2 CPUs without VNNI the u8s8 kernels saturate and drift far from FP32.
+x3 with an earlier frame's x4..x6, as on non-keyframes).
 
 "Quantize as much as pays": for every graph, candidates are FP32, INT8 everywhere and INT8 except
-convolutions with fewer than 8 input channels (the RGB stem, which runs slower in INT8). Each is
-timed interleaved on one thread and compared with FP32 on held-out frames; the fastest candidate
-whose outputs keep ``cosine >= --min-cosine`` wins if it is at least 5% faster than FP32. The INT8 set in ``model.yaml`` names the winner
-per graph (FP32 files where INT8 does not pay) and ``quantization`` records the measurements.
+convolutions with fewer than 8 input channels (the RGB stem, which runs slower in INT8), each with 7-bit
+weights (``reduce_range``) and with full 8-bit weights (``_w8``). 7-bit weights are what AVX2 CPUs without
+VNNI need (their u8s8 kernels saturate with 8-bit weights and drift far from FP32); on VNNI x86 and on ARM
+8-bit weights are exact and much closer to FP32. Each candidate is timed interleaved on one thread and
+compared with FP32 on held-out frames, on the CPU that quantizes (so quantize on the target CPU's kind).
+Among the candidates whose outputs keep ``cosine >= --min-cosine``, those within 5% of the fastest count as
+equally fast and the most accurate of them wins: FP32 unless an INT8 graph is at least 5% faster. The INT8
+set in ``model.yaml`` names the winner per graph and ``quantization`` records the measurements.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -26,6 +29,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import yaml
+from tqdm import tqdm
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -35,11 +39,16 @@ from mobileinst_ros.runtime.model_dir import GRAPH_IO, GRAPHS
 
 __all__ = ["QuantizeError", "calibration_images", "collect_inputs", "quantize_file", "quantize_model", "main"]
 
-MIN_GAIN = 0.05  # an INT8 graph must be at least this much faster than FP32
+MIN_GAIN = 0.05  # latencies closer than this are one speed (timing noise); INT8 must beat FP32 by more
 # On a weak model (VIS AP 6) an INT8 shallow graph at cosine 0.885 cost nothing; on the lean shapes model
 # of 6 December (AP 23.8, `make eval` set, T=1) a shallow graph at 0.883, or 0.908 with its stem in FP32,
 # cost 5 AP, while deep (0.988) and mask decoder (0.999) graphs in INT8 cost 0.5: the gate sits between.
 MIN_COSINE = 0.95
+# Below this cosine the best INT8 candidate also tries each convolution and matmul alone in FP32 and keeps
+# the most helpful: on the lean shallow graph, the stride-2 depthwise convolution of stage 3 in FP32 takes
+# the cosine from 0.975 to 0.993.
+SEARCH_BELOW = 0.99
+SEARCHED_OPS = ("Conv", "MatMul", "Gemm")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
            "entropy": CalibrationMethod.Entropy}
@@ -51,10 +60,13 @@ class QuantizeError(RuntimeError):
 
 @dataclass
 class Candidate:
-    """One way to run a graph: ``path``, median latency in ms, worst cosine to FP32 over outputs."""
+    """One way to run a graph: ``path`` (quantized with ``reduce_range``, ``exclude`` left in FP32), median
+    latency in ms, worst cosine to FP32 over outputs."""
 
     name: str
     path: Path
+    reduce_range: bool = True
+    exclude: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
     cosine: float = 1.0
 
@@ -131,15 +143,16 @@ def _stem_convs(path: Path) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type == "Conv" and dense_and_thin(n)]
 
 
-def quantize_file(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str, exclude: list[str]) -> None:
-    """One ONNX graph -> static INT8 QDQ (per-channel int8 weights, reduce_range, uint8 activations)
-    calibrated on ``feeds``."""
+def quantize_file(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str, exclude: list[str],
+                  reduce_range: bool = True) -> None:
+    """One ONNX graph -> static INT8 QDQ (per-channel int8 weights, 7-bit with ``reduce_range``, uint8
+    activations) calibrated on ``feeds``."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         # ONNX shape inference only: the symbolic one gives up on the shared graphs' symbolic sizes
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=METHODS[method], nodes_to_exclude=exclude,
                         extra_options={"CalibMovingAverage": method == "minmax"})
 
@@ -150,28 +163,55 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / denom) if denom > 0 else float(np.allclose(a, b))
 
 
+def _worst_cosine(session: ort.InferenceSession, feeds: list[dict[str, np.ndarray]],
+                  references: list[list[np.ndarray]]) -> float:
+    return min(_cosine(o, ref) for feed, refs in zip(feeds, references)
+               for o, ref in zip(session.run(None, feed), refs))
+
+
 def _measure(candidates: list[Candidate], feeds: list[dict[str, np.ndarray]], repeats: int) -> None:
     """Interleaved medians of latency, and each candidate's worst cosine to the first (FP32)."""
     sessions = [_session(c.path) for c in candidates]
     times: list[list[float]] = [[] for _ in candidates]
-    worst = [1.0] * len(candidates)
     for r in range(repeats + 1):
         for feed in feeds:
-            reference = None
             for k, session in enumerate(sessions):
                 start = time.perf_counter()
-                outputs = session.run(None, feed)
+                session.run(None, feed)
                 if r > 0:  # the first pass warms up
                     times[k].append((time.perf_counter() - start) * 1000)
-                reference = outputs if reference is None else reference
-                worst[k] = min([worst[k]] + [_cosine(o, ref) for o, ref in zip(outputs, reference)])
-    for c, t, w in zip(candidates, times, worst):
-        c.latency_ms, c.cosine = float(np.median(t)), w
+    references = [sessions[0].run(None, feed) for feed in feeds]
+    for c, t, session in zip(candidates, times, sessions):
+        c.latency_ms, c.cosine = float(np.median(t)), _worst_cosine(session, feeds, references)
+
+
+def _with_sensitive_node_in_fp32(src: Path, base: Candidate, calibrate: list[dict], method: str,
+                                 probes: int = 8) -> Candidate | None:
+    """``base`` plus the one convolution or matmul whose FP32 raises the cosine most (one quantization per
+    node, scored on calibration frames so that the held-out ones still judge the result), or None."""
+    probe = calibrate[:probes]
+    references = [_session(src).run(None, feed) for feed in probe]
+    base_cosine = _worst_cosine(_session(base.path), probe, references)
+    best, best_cosine = None, base_cosine
+    nodes = [n.name for n in onnx.load(str(src)).graph.node if n.op_type in SEARCHED_OPS and n.name not in base.exclude]
+    with tempfile.TemporaryDirectory() as tmp:
+        trial = Path(tmp) / "trial.onnx"
+        for node in tqdm(nodes, desc=f"{src.name}: one node in FP32", leave=False, disable=None):
+            quantize_file(src, trial, calibrate, method, base.exclude + [node], base.reduce_range)
+            cosine = _worst_cosine(_session(trial), probe, references)
+            if cosine > best_cosine:
+                best, best_cosine = node, cosine
+    if best is None:
+        return None
+    candidate = Candidate(f"{base.name}_fp32_node", base.path.with_name(base.path.name.replace(".onnx", "_fp32_node.onnx")),
+                          base.reduce_range, base.exclude + [best])
+    quantize_file(src, candidate.path, calibrate, method, candidate.exclude, candidate.reduce_range)
+    return candidate
 
 
 def quantize_graph(src: Path, out_dir: Path, calibrate: list[dict], held_out: list[dict], method: str,
-                   min_cosine: float, repeats: int) -> tuple[Candidate, list[Candidate]]:
-    """Quantize one graph both ways, measure, return (winner, all candidates)."""
+                   min_cosine: float, repeats: int, search_below: float = SEARCH_BELOW) -> tuple[Candidate, list[Candidate]]:
+    """Quantize one graph every candidate way, measure, return (winner, all candidates)."""
     candidates = [Candidate("fp32", src)]
     out_dir.mkdir(parents=True, exist_ok=True)
     variants = {"int8": []}
@@ -179,20 +219,27 @@ def quantize_graph(src: Path, out_dir: Path, calibrate: list[dict], held_out: li
     if stem:
         variants["int8_fp32_stem"] = stem
     for name, exclude in variants.items():
-        path = out_dir / f"{src.stem}.{name}.onnx"
-        quantize_file(src, path, calibrate, method, exclude)
-        candidates.append(Candidate(name, path))
+        for suffix, reduce_range in (("", True), ("_w8", False)):
+            candidate = Candidate(name + suffix, out_dir / f"{src.stem}.{name}{suffix}.onnx", reduce_range, exclude)
+            quantize_file(src, candidate.path, calibrate, method, exclude, reduce_range)
+            candidates.append(candidate)
     _measure(candidates, held_out, repeats)
+    most_accurate = max(candidates[1:], key=lambda c: c.cosine)
+    if most_accurate.cosine < search_below:
+        searched = _with_sensitive_node_in_fp32(src, most_accurate, calibrate, method)
+        if searched is not None:
+            candidates.append(searched)
+            _measure(candidates, held_out, repeats)
     good = candidates[:1] + [c for c in candidates[1:] if c.cosine >= min_cosine]  # FP32 is the reference
-    winner = min(good, key=lambda c: c.latency_ms)
-    # INT8 must win clearly: within the timing noise FP32's accuracy is worth more
-    if winner.latency_ms > (1 - MIN_GAIN) * candidates[0].latency_ms:
-        winner = candidates[0]
+    fastest = min(c.latency_ms for c in good)
+    # within the timing noise accuracy is worth more: FP32 (cosine 1) wins unless INT8 is clearly faster
+    winner = max((c for c in good if c.latency_ms * (1 - MIN_GAIN) <= fastest), key=lambda c: c.cosine)
     return winner, candidates
 
 
 def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", min_cosine: float = MIN_COSINE,
-                   held_out_fraction: float = 0.25, repeats: int = 2, log: Callable[[str], None] = print) -> dict:
+                   held_out_fraction: float = 0.25, repeats: int = 2, search_below: float = SEARCH_BELOW,
+                   log: Callable[[str], None] = print) -> dict:
     """Add INT8 graph sets to ``model_dir`` (in place) and return the ``quantization`` record."""
     model_dir = Path(model_dir).resolve()
     engine = Engine(model_dir, threads=1)
@@ -215,7 +262,7 @@ def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", m
         split = max(1, int(len(items) * held_out_fraction))
         calibrate, held_out = items[split:], items[:split]
         winner, candidates = quantize_graph(path, path.parent / "int8", calibrate, held_out, method,
-                                            min_cosine, repeats)
+                                            min_cosine, repeats, search_below)
         rel = str(path.relative_to(model_dir))
         for c in candidates:
             if c is not winner and c.path != path:
@@ -224,16 +271,17 @@ def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", m
         if final != winner.path:
             winner.path.rename(final)
         chosen[path] = final
-        record[rel] = {"chosen": winner.name, **{c.name: {"latency_ms": round(c.latency_ms, 2),
-                                                          "cosine": round(c.cosine, 5)} for c in candidates}}
+        record[rel] = {"chosen": winner.name, **{c.name: {"latency_ms": round(c.latency_ms, 2), "cosine": round(c.cosine, 5),
+                                                          **({"fp32_nodes": c.exclude} if c.exclude else {})}
+                                                 for c in candidates}}
         log(f"{rel}: " + ", ".join(f"{c.name} {c.latency_ms:.1f} ms cos {c.cosine:.4f}" for c in candidates)
             + f" -> {winner.name}")
     for name, sets in spec["resolutions"].items():
         res = tuple(int(v) for v in name.split("x"))
         sets["int8"] = {role: str(chosen[engine.spec.graphs[res]["fp32"][role]].relative_to(model_dir))
                         for role in GRAPHS}
-    spec["quantization"] = {"method": method, "format": "QDQ, per-channel int8 weights (reduce_range), "
-                            "uint8 activations", "calibration_images": len(pairs), "min_cosine": min_cosine,
+    spec["quantization"] = {"method": method, "format": "QDQ, per-channel int8 weights (7-bit, or 8-bit "
+                            "where a graph's name ends in _w8), uint8 activations", "calibration_images": len(pairs), "min_cosine": min_cosine,
                             "graphs": record}
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     Engine(model_dir, precision="int8")  # the INT8 set loads
@@ -249,12 +297,13 @@ def _update_model_card(card: Path, record: dict) -> None:
              f"`mobileinst-quantize`: {record['format']}, {record['method']} calibration on "
              f"{record['calibration_images']} training frames. Per graph: median latency (1 thread) over "
              "held-out frames at every exported resolution, and the worst cosine to FP32 on them; the chosen "
-             f"variant (INT8 at least 5% faster and cosine >= {record['min_cosine']}) runs in the INT8 set.", "",
-             "| graph | chosen | fp32 ms | int8 ms | int8 cos | int8, FP32 stem ms | cos |", "|---|---|---|---|---|---|---|"]
+             f"variant (the most accurate of those within 5% of the fastest with cosine >= "
+             f"{record['min_cosine']}; FP32 unless INT8 is clearly faster) runs in the INT8 set. `_w8`: 8-bit "
+             "weights (VNNI x86, ARM); without it 7-bit (safe on AVX2 without VNNI).", "",
+             "| graph | chosen | candidates: median ms, cosine to FP32 |", "|---|---|---|"]
     for graph, entry in record["graphs"].items():
-        stem = entry.get("int8_fp32_stem", {})
-        lines.append(f"| {graph} | {entry['chosen']} | {entry['fp32']['latency_ms']} | {entry['int8']['latency_ms']} | "
-                     f"{entry['int8']['cosine']} | {stem.get('latency_ms', '-')} | {stem.get('cosine', '-')} |")
+        measured = "; ".join(f"{name} {m['latency_ms']} ms, {m['cosine']}" for name, m in entry.items() if name != "chosen")
+        lines.append(f"| {graph} | {entry['chosen']} | {measured} |")
     card.write_text(text + "\n".join(lines) + "\n")
 
 
@@ -267,6 +316,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--method", choices=sorted(METHODS), default="minmax")
     parser.add_argument("--min-cosine", type=float, default=MIN_COSINE,
                         help="worst cosine to FP32 an INT8 graph may have on held-out frames")
+    parser.add_argument("--search-below", type=float, default=SEARCH_BELOW,
+                        help="graphs whose best INT8 cosine is under this also try each convolution and matmul "
+                             "alone in FP32 (one quantization per node; 0 turns the search off)")
     return parser.parse_args(argv)
 
 
@@ -274,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         pairs = calibration_images(args.calibration, args.images)
-        quantize_model(args.model, pairs, args.method, args.min_cosine)
+        quantize_model(args.model, pairs, args.method, args.min_cosine, search_below=args.search_below)
     except (QuantizeError, ModelLoadError) as err:
         print(f"mobileinst-quantize: error: {err}", file=sys.stderr)
         return 1
