@@ -1,10 +1,11 @@
-"""Sweep the engine's post-processing (score threshold, duplicate suppression by mask NMS) for one model
-on one input, at several keyframe intervals, in one process: AP, AP50, MOTA, HOTA, ID switches, phantoms
+"""Sweep the engine's post-processing (score threshold, duplicate suppression by mask NMS) and the
+tracker's association threshold for one model on one input, at several keyframe intervals, in one process: AP, AP50, MOTA, HOTA, ID switches, phantoms
 per frame, track ids per true track, and per class the frame AP50 (every frame an image: detection and
 masks without tracking, which whole-track AP on long clips hides).
 
     .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3]
         [--score-threshold 0.3] [-T 1,3] [--split-components 0,1] [--resolution WxH]
+        [--association-threshold 0.5]
 
 INPUT is what ``mobileinst-eval run --input`` takes (a bag with ground truth or a YouTube-VIS dataset).
 One JSON line per run on stdout.
@@ -48,19 +49,24 @@ def main() -> None:
     parser.add_argument("-T", type=lambda t: [int(x) for x in t.split(",")], default=[1, 3])
     parser.add_argument("--split-components", type=lambda t: [bool(int(x)) for x in t.split(",")], default=None,
                         help="0 and/or 1 (default: the model's)")
+    parser.add_argument("--association-threshold", type=_floats, default=[0.5],
+                        help="the tracker's keyframe matching threshold (mobileinst_node's association_threshold)")
     args = parser.parse_args()
     engine = Engine(args.model, threads=1, resolution=args.resolution)
     source = open_source(args.input, engine.class_names, IMAGE_TOPIC, GT_TOPIC, gt_required=True)
-    runs = [(t, s, d, p) for t in args.T for s in args.score_threshold or [engine.score_threshold]
-            for d in args.duplicate_iou for p in args.split_components or [engine.split_components]]
-    for interval, score, iou, split in runs:
+    runs = [(t, s, d, p, a) for t in args.T for s in args.score_threshold or [engine.score_threshold]
+            for d in args.duplicate_iou for p in args.split_components or [engine.split_components]
+            for a in args.association_threshold]
+    for interval, score, iou, split, association in runs:
         engine.score_threshold, engine.duplicate_iou, engine.split_components = score, iou, split
-        run = run_offline(source, KernelTracker(engine, keyframe_interval=interval), {}, progress=False)
+        tracker = KernelTracker(engine, keyframe_interval=interval, association_threshold=association)
+        run = run_offline(source, tracker, {}, progress=False)
         accuracy = metrics.vis_metrics(run)
         tracking = metrics.tracking_metrics(run)["overall"]
         agreement = metrics.agreement_metrics(run)
         print(json.dumps({
             "T": interval, "score_threshold": score, "duplicate_iou": iou, "split_components": split,
+            "association_threshold": association,
             "AP": _pct(accuracy["AP"]),
             "AP50": _pct(accuracy["AP50"]),
             "per_class_AP50": {k: _pct(v) for k, v in accuracy["per_class_AP50"].items()},
