@@ -1,7 +1,7 @@
 """Sweep the engine's post-processing (score threshold, duplicate suppression by mask NMS) and the
-tracker's association threshold for one model on one input, at several keyframe intervals, in one process: AP, AP50, MOTA, HOTA, ID switches, phantoms
-per frame, track ids per true track, and per class the frame AP50 (every frame an image: detection and
-masks without tracking, which whole-track AP on long clips hides).
+tracker's association threshold for one model on one input, at several keyframe intervals, in one process:
+AP, AP50, MOTA, HOTA, ID switches, phantoms per frame, track ids per true track, and per class the frame AP50
+(every frame an image: detection and masks without tracking, which whole-track AP on long clips hides).
 
     .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3]
         [--score-threshold 0.3] [-T 1,3] [--split-components 0,1] [--resolution WxH]
@@ -21,7 +21,7 @@ from mobileinst_ros.evaluation.offline import run_offline
 from mobileinst_ros.evaluation.records import RunRecord
 from mobileinst_ros.evaluation.sources import open_source
 from mobileinst_ros.runtime.engine import Engine
-from mobileinst_ros.tracking.tracker import KernelTracker
+from mobileinst_ros.tracking.tracker import ASSOCIATION_THRESHOLD, KernelTracker
 from mobileinst_ros.training.validation import frame_mask_stats
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("-T", type=lambda t: [int(x) for x in t.split(",")], default=[1, 3])
     parser.add_argument("--split-components", type=lambda t: [bool(int(x)) for x in t.split(",")], default=None,
                         help="0 and/or 1 (default: the model's)")
-    parser.add_argument("--association-threshold", type=_floats, default=[0.5],
+    parser.add_argument("--association-threshold", type=_floats, default=[ASSOCIATION_THRESHOLD],
                         help="the tracker's keyframe matching threshold (mobileinst_node's association_threshold)")
     args = parser.parse_args()
     engine = Engine(args.model, threads=1, resolution=args.resolution)

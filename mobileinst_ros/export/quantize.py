@@ -143,18 +143,35 @@ def _stem_convs(path: Path) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type == "Conv" and dense_and_thin(n)]
 
 
+def _prepare(src: Path, dst: Path) -> None:
+    # ONNX shape inference only: the symbolic one gives up on the shared graphs' symbolic sizes
+    quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+
+
+def _quantize_prepared(prepared: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str,
+                       exclude: list[str], reduce_range: bool) -> None:
+    quantize_static(str(prepared), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=METHODS[method], nodes_to_exclude=exclude,
+                    extra_options={"CalibMovingAverage": method == "minmax"})
+
+
 def quantize_file(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str, exclude: list[str],
                   reduce_range: bool = True) -> None:
     """One ONNX graph -> static INT8 QDQ (per-channel int8 weights, 7-bit with ``reduce_range``, uint8
     activations) calibrated on ``feeds``."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        # ONNX shape inference only: the symbolic one gives up on the shared graphs' symbolic sizes
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=METHODS[method], nodes_to_exclude=exclude,
-                        extra_options={"CalibMovingAverage": method == "minmax"})
+        _prepare(src, prepared)
+        _quantize_prepared(prepared, dst, feeds, method, exclude, reduce_range)
+
+
+def _candidate(prepared: Path, out_dir: Path, graph: str, name: str, reduce_range: bool, exclude: list[str],
+               calibrate: list[dict], method: str) -> Candidate:
+    """The INT8 candidate ``name`` of graph ``graph``, quantized into ``out_dir``."""
+    candidate = Candidate(name, out_dir / f"{graph}.{name}.onnx", reduce_range, exclude)
+    _quantize_prepared(prepared, candidate.path, calibrate, method, exclude, reduce_range)
+    return candidate
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -185,32 +202,30 @@ def _measure(candidates: list[Candidate], feeds: list[dict[str, np.ndarray]], re
         c.latency_ms, c.cosine = float(np.median(t)), _worst_cosine(session, feeds, references)
 
 
-def _with_sensitive_node_in_fp32(src: Path, base: Candidate, calibrate: list[dict], method: str,
+def _with_sensitive_node_in_fp32(src: Path, prepared: Path, base: Candidate, calibrate: list[dict], method: str,
                                  probes: int = 8) -> Candidate | None:
     """``base`` plus the one convolution or matmul whose FP32 raises the cosine most (one quantization per
     node, scored on calibration frames so that the held-out ones still judge the result), or None."""
     probe = calibrate[:probes]
     references = [_session(src).run(None, feed) for feed in probe]
-    base_cosine = _worst_cosine(_session(base.path), probe, references)
-    best, best_cosine = None, base_cosine
+    best, best_cosine = None, _worst_cosine(_session(base.path), probe, references)
     nodes = [n.name for n in onnx.load(str(src)).graph.node if n.op_type in SEARCHED_OPS and n.name not in base.exclude]
     with tempfile.TemporaryDirectory() as tmp:
         trial = Path(tmp) / "trial.onnx"
         for node in tqdm(nodes, desc=f"{src.name}: one node in FP32", leave=False, disable=None):
-            quantize_file(src, trial, calibrate, method, base.exclude + [node], base.reduce_range)
+            _quantize_prepared(prepared, trial, calibrate, method, base.exclude + [node], base.reduce_range)
             cosine = _worst_cosine(_session(trial), probe, references)
             if cosine > best_cosine:
                 best, best_cosine = node, cosine
     if best is None:
         return None
-    candidate = Candidate(f"{base.name}_fp32_node", base.path.with_name(base.path.name.replace(".onnx", "_fp32_node.onnx")),
-                          base.reduce_range, base.exclude + [best])
-    quantize_file(src, candidate.path, calibrate, method, candidate.exclude, candidate.reduce_range)
-    return candidate
+    return _candidate(prepared, base.path.parent, src.stem, f"{base.name}_fp32_node", base.reduce_range,
+                      base.exclude + [best], calibrate, method)
 
 
 def quantize_graph(src: Path, out_dir: Path, calibrate: list[dict], held_out: list[dict], method: str,
-                   min_cosine: float, repeats: int, search_below: float = SEARCH_BELOW) -> tuple[Candidate, list[Candidate]]:
+                   min_cosine: float, repeats: int,
+                   search_below: float = SEARCH_BELOW) -> tuple[Candidate, list[Candidate]]:
     """Quantize one graph every candidate way, measure, return (winner, all candidates)."""
     candidates = [Candidate("fp32", src)]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -218,18 +233,20 @@ def quantize_graph(src: Path, out_dir: Path, calibrate: list[dict], held_out: li
     stem = _stem_convs(src)
     if stem:
         variants["int8_fp32_stem"] = stem
-    for name, exclude in variants.items():
-        for suffix, reduce_range in (("", True), ("_w8", False)):
-            candidate = Candidate(name + suffix, out_dir / f"{src.stem}.{name}{suffix}.onnx", reduce_range, exclude)
-            quantize_file(src, candidate.path, calibrate, method, exclude, reduce_range)
-            candidates.append(candidate)
-    _measure(candidates, held_out, repeats)
-    most_accurate = max(candidates[1:], key=lambda c: c.cosine)
-    if most_accurate.cosine < search_below:
-        searched = _with_sensitive_node_in_fp32(src, most_accurate, calibrate, method)
-        if searched is not None:
-            candidates.append(searched)
-            _measure(candidates, held_out, repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        _prepare(src, prepared)  # once: every candidate and search trial quantizes the same prepared graph
+        for name, exclude in variants.items():
+            for suffix, reduce_range in (("", True), ("_w8", False)):
+                candidates.append(_candidate(prepared, out_dir, src.stem, name + suffix, reduce_range, exclude,
+                                             calibrate, method))
+        _measure(candidates, held_out, repeats)
+        most_accurate = max(candidates[1:], key=lambda c: c.cosine)
+        if most_accurate.cosine < search_below:
+            searched = _with_sensitive_node_in_fp32(src, prepared, most_accurate, calibrate, method)
+            if searched is not None:
+                candidates.append(searched)
+                _measure(candidates, held_out, repeats)
     good = candidates[:1] + [c for c in candidates[1:] if c.cosine >= min_cosine]  # FP32 is the reference
     fastest = min(c.latency_ms for c in good)
     # within the timing noise accuracy is worth more: FP32 (cosine 1) wins unless INT8 is clearly faster
@@ -271,9 +288,9 @@ def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", m
         if final != winner.path:
             winner.path.rename(final)
         chosen[path] = final
-        record[rel] = {"chosen": winner.name, **{c.name: {"latency_ms": round(c.latency_ms, 2), "cosine": round(c.cosine, 5),
-                                                          **({"fp32_nodes": c.exclude} if c.exclude else {})}
-                                                 for c in candidates}}
+        record[rel] = {"chosen": winner.name,
+                       **{c.name: {"latency_ms": round(c.latency_ms, 2), "cosine": round(c.cosine, 5),
+                                   **({"fp32_nodes": c.exclude} if c.exclude else {})} for c in candidates}}
         log(f"{rel}: " + ", ".join(f"{c.name} {c.latency_ms:.1f} ms cos {c.cosine:.4f}" for c in candidates)
             + f" -> {winner.name}")
     for name, sets in spec["resolutions"].items():
@@ -281,7 +298,8 @@ def quantize_model(model_dir: str | Path, pairs: list, method: str = "minmax", m
         sets["int8"] = {role: str(chosen[engine.spec.graphs[res]["fp32"][role]].relative_to(model_dir))
                         for role in GRAPHS}
     spec["quantization"] = {"method": method, "format": "QDQ, per-channel int8 weights (7-bit, or 8-bit "
-                            "where a graph's name ends in _w8), uint8 activations", "calibration_images": len(pairs), "min_cosine": min_cosine,
+                            "where the chosen candidate's name has _w8), uint8 activations",
+                            "calibration_images": len(pairs), "min_cosine": min_cosine,
                             "graphs": record}
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     Engine(model_dir, precision="int8")  # the INT8 set loads
@@ -302,7 +320,8 @@ def _update_model_card(card: Path, record: dict) -> None:
              "weights (VNNI x86, ARM); without it 7-bit (safe on AVX2 without VNNI).", "",
              "| graph | chosen | candidates: median ms, cosine to FP32 |", "|---|---|---|"]
     for graph, entry in record["graphs"].items():
-        measured = "; ".join(f"{name} {m['latency_ms']} ms, {m['cosine']}" for name, m in entry.items() if name != "chosen")
+        measured = "; ".join(f"{name} {m['latency_ms']} ms, {m['cosine']}"
+                             for name, m in entry.items() if name != "chosen")
         lines.append(f"| {graph} | {entry['chosen']} | {measured} |")
     card.write_text(text + "\n".join(lines) + "\n")
 

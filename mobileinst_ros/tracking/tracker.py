@@ -36,6 +36,7 @@ __all__ = ["TrackedInstance", "TrackedFrame", "KernelTracker", "REUSE_MODES"]
 REUSE_MODES = ("features", "kernels")
 # how far (stride-8 cells) a part of a split mask may move between two frames (Engine.split_components)
 PART_MOTION_CELLS = 2
+ASSOCIATION_THRESHOLD = 0.5  # least kernel cosine for a keyframe detection to continue a track
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ class KernelTracker:
     """Video instance segmentation with track ids on top of an ``Engine``. The thresholds and
     ``keyframe_interval`` are attributes: change them between frames."""
 
-    def __init__(self, engine: Engine, keyframe_interval: int = 3, association_threshold: float = 0.5,
+    def __init__(self, engine: Engine, keyframe_interval: int = 3,
+                 association_threshold: float = ASSOCIATION_THRESHOLD,
                  max_track_age: int = 30, adaptive_keyframes: bool = False, area_ratio: float = 0.5,
                  maskness_drop: float = 0.15, feature_change: float = 0.35, reuse_mode: str = "features") -> None:
         self.engine = engine
