@@ -48,28 +48,35 @@ def close(a, b, rtol=1e-3):
 
 # --- pre-processing ---------------------------------------------------------------------------------
 
-def test_preprocessing_matches_the_training_normalisation(engine):
+def network_input(tensor):
+    """The engine's uint8 [1,h,w,3] model input as training feeds the network: normalised [1,3,h,w]."""
+    return normalize_images(torch.from_numpy(tensor).permute(0, 3, 1, 2))
+
+
+def test_the_model_input_is_the_pixels_and_the_graph_normalises_them_as_training(model, engine):
     rgb = image(128, 128)
     prepared = engine.prepare(rgb)
     assert prepared.resolution == (128, 128)
-    np.testing.assert_allclose(prepared.tensor, normalize_images(to_torch(rgb)).numpy(), atol=1e-6)
+    assert prepared.tensor.dtype == np.uint8 and prepared.tensor.shape == (1, 128, 128, 3)
+    np.testing.assert_array_equal(prepared.tensor[0], rgb)
+    with torch.no_grad():
+        expected = model.backbone.forward_shallow(normalize_images(to_torch(rgb))).numpy()
+    assert close(engine.shallow(prepared), expected)
 
 
 def test_stretch_resize_matches_the_model_side_resize(model, engine):
     stretch = Engine(engine.spec.root, resolution=(160, 96), resize="stretch")
     rgb = image(300, 400)
-    expected = normalize_images(to_torch(resize_for_model(rgb, (96, 160)))).numpy()
-    np.testing.assert_allclose(stretch.prepare(rgb).tensor, expected, atol=1e-6)
+    np.testing.assert_array_equal(stretch.prepare(rgb).tensor[0], resize_for_model(rgb, (96, 160)))
 
 
-def test_letterbox_keeps_the_aspect_and_pads_with_zero(engine):
+def test_letterbox_keeps_the_aspect_and_pads_with_what_normalises_to_zero(engine):
     square = Engine(engine.spec.root, resolution="128x128")
     rgb = image(64, 128)                       # 2:1 into 128x128: content 128x64 at the top
     prepared = square.prepare(rgb)
     assert prepared.geometry.content_size == (128, 64)
-    assert np.all(prepared.tensor[0, :, 64:, :] == 0)
-    expected = normalize_images(to_torch(rgb)).numpy()
-    np.testing.assert_allclose(prepared.tensor[:, :, :64], expected, atol=1e-6)
+    assert bool((network_input(prepared.tensor)[0, :, 64:, :] == 0).all())
+    np.testing.assert_array_equal(prepared.tensor[0, :64], rgb)
 
 
 def test_resolution_closest_to_the_aspect_ratio(engine):
@@ -95,7 +102,7 @@ def test_keyframe_outputs_match_torch(model, engine):
         features = engine.keyframe_features(prepared)
         decoded = engine.decode(features)
         with torch.no_grad():
-            ref = model(torch.from_numpy(prepared.tensor))
+            ref = model(network_input(prepared.tensor))
         for name, got in zip(("x3", "x4", "x5", "x6"), (features.x3, features.x4, features.x5, features.x6)):
             assert close(got, ref["features"][("x3", "x4", "x5", "x6").index(name)].numpy()), name
         assert close(features.mask_features, ref["mask_features"].numpy())
@@ -109,7 +116,7 @@ def test_non_keyframe_reuses_the_keyframe_deep_features_like_torch(model, engine
     kf = engine.keyframe_features(key)
     reused = engine.reuse_features(now, kf)
     with torch.no_grad():
-        x3 = model.backbone.forward_shallow(torch.from_numpy(now.tensor))
+        x3 = model.backbone.forward_shallow(network_input(now.tensor))
         x4, x5, x6 = (torch.from_numpy(t) for t in (kf.x4, kf.x5, kf.x6))
         mf = model.mask_decoder(x3, x4, x5, x6)
     assert close(reused.x3, x3.numpy())

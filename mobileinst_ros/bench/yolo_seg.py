@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mobileinst_ros.runtime.postprocess import masks_to_image
-from mobileinst_ros.runtime.preprocess import Geometry, make_geometry, preprocess
+from mobileinst_ros.runtime.preprocess import Geometry, make_geometry
 
 __all__ = ["YoloSegModel", "yolo_seg_postprocess", "quantize_peer", "main"]
 
@@ -65,7 +65,14 @@ class YoloSegModel:
     def prepare(self, rgb: np.ndarray) -> tuple[Geometry, np.ndarray]:
         """Letterbox (keep aspect, pad) to the input size, RGB / 255."""
         geometry = make_geometry((rgb.shape[1], rgb.shape[0]), self.input_size, "letterbox")
-        return geometry, preprocess(rgb, geometry, 0.0, 255.0)
+        (w, h), (cw, ch) = geometry.input_size, geometry.content_size
+        if (cw, ch) != (rgb.shape[1], rgb.shape[0]):
+            rgb = cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_LINEAR)
+        tensor = np.zeros((1, 3, h, w), np.float32)
+        for c in range(3):  # straight from the image, one channel at a time: HWC uint8 -> CHW float
+            np.subtract(rgb[:, :, c], 0.0, out=tensor[0, c, :ch, :cw], dtype=np.float32, casting="unsafe")
+        tensor *= 1.0 / 255.0
+        return geometry, tensor
 
     def run(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> (detections [4 + C + M, A], prototypes [M, h, w])."""

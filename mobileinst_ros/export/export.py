@@ -33,6 +33,7 @@ import torch
 import yaml
 from torch import nn
 
+from mobileinst_ros.model.mobileinst import normalize_images
 from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MODEL_DEFAULTS, parse_resolution
 
 __all__ = ["ExportError", "Parity", "load_checkpoint", "export_graphs", "export_model", "check_parity", "main"]
@@ -60,12 +61,16 @@ class Parity:
 
 
 class _Shallow(nn.Module):
+    """image uint8 [1,H,W,3], RGB as the camera sends it -> x3. The layout change and the normalisation
+    run inside the graph: an INT8 graph then reads the pixels themselves as its first quantized tensor
+    (``mobileinst-quantize`` folds the normalisation away), and no float copy of the image is made."""
+
     def __init__(self, model: nn.Module):
         super().__init__()
         self.backbone = model.backbone
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.backbone.forward_shallow(image)
+        return self.backbone.forward_shallow(normalize_images(image.permute(0, 3, 1, 2)))
 
 
 class _Deep(nn.Module):
@@ -118,9 +123,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, list[str], dict]:
 
 
 def _example_inputs(model: nn.Module, images: torch.Tensor) -> dict[str, tuple]:
-    """Inputs of each graph, computed by torch from ``images`` [1,3,H,W] normalised."""
+    """Inputs of each graph, computed by torch from ``images`` uint8 [1,H,W,3]."""
     with torch.no_grad():
-        x3 = model.backbone.forward_shallow(images)
+        x3 = _Shallow(model)(images)
         x4, x5, x6 = model.backbone.forward_deep(x3)
         mf = model.mask_decoder(x3, x4, x5, x6)
     return {"shallow": (images,), "deep": (x3,), "mask_decoder": (x3, x4, x5, x6),
@@ -128,7 +133,7 @@ def _example_inputs(model: nn.Module, images: torch.Tensor) -> dict[str, tuple]:
 
 
 # symbolic sizes of the shared layout, per tensor
-_DYNAMIC_AXES = {"image": {2: "height", 3: "width"}, "x3": {2: "h8", 3: "w8"}, "x4": {2: "h16", 3: "w16"},
+_DYNAMIC_AXES = {"image": {1: "height", 2: "width"}, "x3": {2: "h8", 3: "w8"}, "x4": {2: "h16", 3: "w16"},
                  "x5": {2: "h32", 3: "w32"}, "x6": {2: "h64", 3: "w64"}, "mask_features": {2: "h8", 3: "w8"}}
 
 
@@ -230,14 +235,15 @@ def export_graphs(model: nn.Module, root: Path, resolutions: list[tuple[int, int
 
 
 def calibration_like_images(resolution: tuple[int, int], seed: int = 0) -> torch.Tensor:
-    """A smooth random image [1,3,H,W] in the normalised range: closer to real images than white noise,
-    so that parity is checked where the network's activations usually are."""
+    """A smooth random RGB image, uint8 [1,H,W,3]: closer to real images than white noise, so that parity
+    is checked where the network's activations usually are."""
     w, h = resolution
     gen = torch.Generator().manual_seed(seed)
     coarse = torch.rand(1, 3, max(1, h // 16), max(1, w // 16), generator=gen) * 2 - 1
     fine = torch.rand(1, 3, h, w, generator=gen) * 0.2 - 0.1
-    return (torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-            + fine).clamp(-1, 1)
+    normalised = (torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+                  + fine).clamp(-1, 1)
+    return (normalised * 128 + 127).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
 def _model_yaml(classes: list[str], shapes: dict[str, tuple], folders: dict[tuple[int, int], str], info: dict,
@@ -289,7 +295,8 @@ def _model_card(name: str, spec: dict, info: dict, sizes: dict[str, int]) -> str
         "exported for onnxruntime on one CPU core by `mobileinst-export`.",
         "",
         f"- classes ({len(spec['classes'])}): {', '.join(spec['classes'])}",
-        f"- input: RGB, (x - 127) / 128, letterboxed to one of {', '.join(spec['resolutions'])}",
+        f"- input: RGB uint8 [1, h, w, 3] letterboxed to one of {', '.join(spec['resolutions'])}; the graph "
+        f"normalises it as (x - 127) / 128",
         f"- queries: {spec['num_queries']}, kernel dim: {spec['kernel_dim']}, masks at stride 8",
         f"- checkpoint step: {info.get('step')}; training data: {_training_data(info)}",
         *_training_lines(info),

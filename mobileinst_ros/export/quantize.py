@@ -37,7 +37,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.runtime.model_dir import GRAPH_IO, GRAPHS
 
-__all__ = ["QuantizeError", "calibration_images", "collect_inputs", "quantize_file", "quantize_model", "main"]
+__all__ = ["QuantizeError", "calibration_images", "collect_inputs", "fold_input_normalisation", "quantize_file",
+           "quantize_model", "main"]
 
 MIN_GAIN = 0.05  # latencies closer than this are one speed (timing noise); INT8 must beat FP32 by more
 # On a weak model (VIS AP 6) an INT8 shallow graph at cosine 0.885 cost nothing; on the lean shapes model
@@ -154,6 +155,61 @@ def _quantize_prepared(prepared: Path, dst: Path, feeds: list[dict[str, np.ndarr
                     reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=METHODS[method], nodes_to_exclude=exclude,
                     extra_options={"CalibMovingAverage": method == "minmax"})
+    model = onnx.load(str(dst))
+    if fold_input_normalisation(model):
+        onnx.save(model, str(dst))
+
+
+def _constant(model: onnx.ModelProto, name: str) -> np.ndarray | None:
+    for init in model.graph.initializer:
+        if init.name == name:
+            return onnx.numpy_helper.to_array(init)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            return onnx.numpy_helper.to_array(node.attribute[0].t)
+    return None
+
+
+def fold_input_normalisation(model: onnx.ModelProto) -> bool:
+    """Let a quantized graph read its uint8 image input directly: the exported chain
+    ``Transpose(image) -> Cast -> Sub(mean) -> Div(scale) -> QuantizeLinear`` is replaced by the
+    transposed pixels themselves, and the DequantizeLinear after it gets scale 1/scale and zero point
+    mean, which is exact for an integer mean (the pixel is its own quantized value). That saves a float
+    image, its normalisation and its quantization per frame. Returns False (graph unchanged) when the
+    graph does not have that chain, e.g. when its first convolution stays in FP32."""
+    graph = model.graph
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def only_consumer(tensor: str, op_type: str) -> onnx.NodeProto | None:
+        nodes = consumers.get(tensor, [])
+        return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op_type else None
+
+    transpose = only_consumer(graph.input[0].name, "Transpose")
+    cast = transpose and only_consumer(transpose.output[0], "Cast")
+    sub = cast and only_consumer(cast.output[0], "Sub")
+    div = sub and only_consumer(sub.output[0], "Div")
+    quantize = div and only_consumer(div.output[0], "QuantizeLinear")
+    if quantize is None:
+        return False
+    mean, scale = _constant(model, sub.input[1]), _constant(model, div.input[1])
+    dequantizers = consumers.get(quantize.output[0], [])
+    if (mean is None or scale is None or mean.size != 1 or scale.size != 1 or float(mean) != round(float(mean))
+            or not 0 <= float(mean) <= 255 or not all(n.op_type == "DequantizeLinear" for n in dequantizers)):
+        return False
+    for k, node in enumerate(dequantizers):
+        scale_name, zero_name = f"image_pixels_scale_{k}", f"image_pixels_zero_point_{k}"
+        graph.initializer.extend([onnx.numpy_helper.from_array(np.array(1.0 / float(scale), np.float32), scale_name),
+                                  onnx.numpy_helper.from_array(np.array(round(float(mean)), np.uint8), zero_name)])
+        node.input[:] = [transpose.output[0], scale_name, zero_name]
+    for node in (cast, sub, div, quantize):
+        graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+    return True
 
 
 def quantize_file(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str, exclude: list[str],

@@ -114,15 +114,24 @@ class InstanceActivationStage(_QueryStage):
         nn.init.normal_(self.activation.weight, std=0.01)  # maps start near the prior, as SparseInst's
         nn.init.constant_(self.activation.bias, -math.log((1 - prior_prob) / prior_prob))
 
+    def _activations(self, mask_features: torch.Tensor) -> torch.Tensor:
+        """mask_features[B,K,h,w] -> unnormalised maps [B,N,h*w] in (0, 1)."""
+        x = torch.cat([mask_features, coordinate_grid(mask_features)], dim=1)
+        return torch.sigmoid(self.activation(x)).flatten(2)
+
+    @staticmethod
+    def _mass(activations: torch.Tensor) -> torch.Tensor:
+        return activations.sum(-1, keepdim=True).clamp(min=1e-6)
+
     def activation_maps(self, mask_features: torch.Tensor) -> torch.Tensor:
         """mask_features[B,K,h,w] -> maps [B,N,h*w], each summing to 1 over the cells."""
-        x = torch.cat([mask_features, coordinate_grid(mask_features)], dim=1)
-        maps = torch.sigmoid(self.activation(x)).flatten(2)
-        return maps / maps.sum(-1, keepdim=True).clamp(min=1e-6)
+        activations = self._activations(mask_features)
+        return activations / self._mass(activations)
 
     def forward(self, queries: torch.Tensor, query_pos: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
-        maps = self.activation_maps(mask_features)
-        pooled = torch.matmul(maps, mask_features.flatten(2).transpose(1, 2))  # [B,N,K]
+        activations = self._activations(mask_features)
+        # the average under each map, normalised after the product: N x K divisions instead of N x h*w
+        pooled = torch.matmul(activations, mask_features.flatten(2).transpose(1, 2)) / self._mass(activations)
         return self.refine(self.norm1(queries + self.proj(pooled)), query_pos)
 
 

@@ -3,7 +3,7 @@
 One onnxruntime session per graph (``runtime/model_dir.py``), intra-op threads 1 by default, inter-op 1,
 sequential execution. The engine offers the pieces the tracker composes:
 
-- ``prepare(image)`` -> ``Prepared`` (checked RGB, letterbox geometry, normalised input)
+- ``prepare(image)`` -> ``Prepared`` (checked RGB, letterbox geometry, the letterboxed uint8 input)
 - ``keyframe_features(prepared)``: shallow + deep backbone + mask decoder -> ``Features``
 - ``reuse_features(prepared, keyframe)``: shallow backbone + mask decoder on the keyframe's x4, x5, x6
 - ``decode(features)``: instance decoder; ``select(decoded, features, geometry)``: scores rescored by
@@ -28,7 +28,7 @@ from mobileinst_ros.runtime.model_dir import (GRAPH_IO, ModelLoadError, ModelSpe
                                               parse_resolution)
 from mobileinst_ros.runtime.postprocess import (mask_logits, mask_stats, masks_to_image, not_duplicates, query_scores,
                                                 rank, restrict, split_components)
-from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, preprocess
+from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
 
@@ -39,7 +39,8 @@ class NonFiniteOutputError(RuntimeError):
 
 @dataclass
 class Prepared:
-    """One image ready for the network: ``rgb`` (H, W, 3) uint8, ``tensor`` [1, 3, h, w] float32."""
+    """One image ready for the network: ``rgb`` (H, W, 3) uint8, ``tensor`` the network's input,
+    letterboxed uint8 [1, h, w, 3]."""
 
     rgb: np.ndarray
     geometry: Geometry
@@ -228,14 +229,14 @@ class Engine:
                                                     abs(np.log(r[0] * r[1]) - area)))
 
     def prepare(self, image: np.ndarray, resolution: tuple[int, int] | None = None) -> Prepared:
-        """Check an RGB uint8 (H, W, 3) or grayscale image and normalise it at ``resolution`` (one of
+        """Check an RGB uint8 (H, W, 3) or grayscale image and letterbox it to ``resolution`` (one of
         the loaded ones; default: the closest to the image's aspect ratio)."""
         rgb = check_rgb8(image)
         image_size = (rgb.shape[1], rgb.shape[0])
         if resolution is not None and resolution not in self.resolutions:
             raise ValueError(f"resolution {resolution} is not loaded; loaded: {self.resolutions}")
         geometry = make_geometry(image_size, resolution or self.pick_resolution(image_size), self.resize)
-        return Prepared(rgb, geometry, preprocess(rgb, geometry, self.spec.mean, self.spec.scale))
+        return Prepared(rgb, geometry, to_model_input(rgb, geometry, round(self.spec.mean)))
 
     def shallow(self, prepared: Prepared) -> np.ndarray:
         """Stride-8 features x3 of one image."""

@@ -11,9 +11,9 @@ per-resolution layout puts fixed-shape sets under ``<W>x<H>/``. Each resolution 
 
 ``model.yaml``::
 
-    format: mobileinst-onnx-1
+    format: mobileinst-onnx-2
     classes: [person, ...]
-    normalisation: {mean: 127.0, scale: 128.0}      # input = (rgb - mean) / scale
+    normalisation: {mean: 127.0, scale: 128.0}      # inside the shallow graph: (rgb - mean) / scale
     mask_stride: 8
     kernel_dim: 128
     num_queries: 100
@@ -23,7 +23,9 @@ per-resolution layout puts fixed-shape sets under ``<W>x<H>/``. Each resolution 
     resolutions:
       640x480: {fp32: {shallow: shallow.onnx, ...}, int8: {shallow: int8/shallow.onnx, ...}}
 
-Every graph has batch 1 and the fixed tensor names of ``GRAPH_IO``; a keyframe runs all four graphs,
+Every graph has batch 1 and the fixed tensor names of ``GRAPH_IO``; the shallow graph takes the
+letterboxed RGB image as uint8 [1, h, w, 3] (format 1 took it normalised, float [1, 3, h, w]); a
+keyframe runs all four graphs,
 a non-keyframe runs ``shallow`` and ``mask_decoder`` with the keyframe's cached x4, x5, x6.
 """
 from __future__ import annotations
@@ -37,7 +39,7 @@ import yaml
 __all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "MODEL_DEFAULTS", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
            "expected_shapes"]
 
-FORMAT = "mobileinst-onnx-1"
+FORMAT = "mobileinst-onnx-2"
 # The post-processing defaults mobileinst-export writes into model.yaml (its --score-threshold etc.);
 # keys a model.yaml lacks take these. The node's parameters and the engine's arguments override them.
 MODEL_DEFAULTS: dict[str, Any] = {"score_threshold": 0.3, "mask_threshold": 0.5, "max_instances": 10,
@@ -92,7 +94,7 @@ def expected_shapes(spec: ModelSpec, resolution: tuple[int, int]) -> dict[str, l
     w, h = resolution
     s = spec.mask_stride
     return {
-        "image": [1, 3, h, w],
+        "image": [1, h, w, 3],
         "x3": [1, None, -(-h // s), -(-w // s)],
         "x4": [1, None, None, None],
         "x5": [1, None, None, None],
@@ -138,6 +140,9 @@ def load_spec(model_dir: str | Path) -> ModelSpec:
         raw = yaml.safe_load(where.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ModelLoadError(f"{where}: not valid YAML ({err})") from None
+    if isinstance(raw, dict) and raw.get("format") == "mobileinst-onnx-1":
+        raise ModelLoadError(f"{where}: format mobileinst-onnx-1 (float image input) is no longer read; "
+                             f"export the checkpoint again with mobileinst-export")
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ModelLoadError(f"{where}: expected 'format: {FORMAT}'")
     norm = _require(raw, "normalisation", dict, where)

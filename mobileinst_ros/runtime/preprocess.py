@@ -1,6 +1,7 @@
-"""Image checks, grayscale to RGB, letterbox / stretch resize and normalisation (numpy + OpenCV).
+"""Image checks, grayscale to RGB, letterbox / stretch resize (numpy + OpenCV).
 
-The network takes ``float32 [1, 3, H, W]`` with ``(rgb - mean) / scale`` at a fixed model resolution.
+The network takes the RGB pixels as ``uint8 [1, H, W, 3]`` at a fixed model resolution; it normalises
+them itself (the exported shallow graph), so no float copy of the image is made here.
 Any image size and aspect ratio is accepted: ``letterbox`` keeps the aspect ratio and pads the right
 and bottom (so that mask coordinates need no offset), ``stretch`` resizes to the model size.
 """
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["ImageError", "Geometry", "check_rgb8", "make_geometry", "preprocess"]
+__all__ = ["ImageError", "Geometry", "check_rgb8", "make_geometry", "to_model_input"]
 
 
 class ImageError(ValueError):
@@ -70,17 +71,18 @@ def make_geometry(image_size: tuple[int, int], input_size: tuple[int, int], mode
     raise ValueError(f"resize mode must be 'letterbox' or 'stretch', got {mode!r}")
 
 
-def preprocess(rgb: np.ndarray, geometry: Geometry, mean: float, scale: float) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> float32 [1, 3, h, w] normalised as ``(x - mean) / scale``.
-
-    Padding is filled with ``mean`` so that it normalises to exactly 0."""
+def to_model_input(rgb: np.ndarray, geometry: Geometry, pad_value: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> uint8 [1, h, w, 3] at ``geometry``'s input size, the rest filled with
+    ``pad_value`` (the model's normalisation mean, so that padding normalises to 0)."""
     w, h = geometry.input_size
     cw, ch = geometry.content_size
     if (cw, ch) != (rgb.shape[1], rgb.shape[0]):
         # bilinear as in training (data/transforms.py), also when shrinking
         rgb = cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_LINEAR)
-    out = np.zeros((1, 3, h, w), np.float32)
-    for c in range(3):
-        np.subtract(rgb[:, :, c], mean, out=out[0, c, :ch, :cw], dtype=np.float32, casting="unsafe")
-    out[0, :, :ch, :cw] *= 1.0 / scale
+    out = np.full((1, h, w, 3), pad_value, np.uint8)
+    if rgb.flags.c_contiguous:
+        out[0, :ch, :cw] = rgb
+    else:  # e.g. a BGR message viewed as RGB: numpy copies such views 4x faster one channel at a time
+        for c in range(3):
+            out[0, :ch, :cw, c] = rgb[:, :, c]
     return out

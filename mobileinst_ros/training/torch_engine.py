@@ -44,7 +44,7 @@ class TorchEngine(Engine):
 
     ``resolutions``: model input sizes (w, h) to choose from per image, as the exported ones;
     thresholds as ``Engine``'s (defaults: ``runtime.model_dir.MODEL_DEFAULTS``). Normalisation is the
-    model's, (rgb - 127) / 128."""
+    model's, (rgb - 127) / 128, done by the shallow graph's wrapper as in the exported graph."""
 
     def __init__(self, model: MobileInst, class_names: list[str], resolutions: list[tuple[int, int]],
                  threads: int | None = None, score_threshold: float | None = None,
