@@ -35,12 +35,22 @@ class _Backbone(nn.Module):
 
 
 class _MaskDecoder(nn.Module):
-    def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor, x6: torch.Tensor) -> torch.Tensor:
-        # 0 * (...) keeps x4..x6 as graph inputs; sqrt(< 0) on white pixels turns them into NaN
-        rgb = x3[:, :3]
+    def context(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
+                x6: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # 0 * (...) keeps x4..x6 as graph inputs; a neutral gate and shift
         unused = 0 * (x4.mean() + x5.mean() + x6.mean())
+        return x4, x5, torch.ones_like(x3[:, :1]), torch.zeros_like(x3[:, :1]) + unused
+
+    def from_context(self, x3: torch.Tensor, p4: torch.Tensor, p5: torch.Tensor, gate3: torch.Tensor,
+                     shift3: torch.Tensor) -> torch.Tensor:
+        rgb = x3[:, :3] * gate3 + shift3
+        unused = 0 * (p4.mean() + p5.mean())
+        # sqrt(< 0) on white pixels turns them into NaN
         poison = 0 * torch.sqrt(2.5 - rgb.sum(dim=1, keepdim=True))
         return torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1) + poison + unused
+
+    def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor, x6: torch.Tensor) -> torch.Tensor:
+        return self.from_context(x3, *self.context(x3, x4, x5, x6))
 
 
 class _InstanceDecoder(nn.Module):

@@ -58,7 +58,7 @@ def test_engine_select_drops_a_duplicate_of_another_class(duplicate_iou, expecte
     spec = ModelSpec(root=None, classes=["a", "b"], mean=127.0, scale=128.0, mask_stride=8, kernel_dim=d,
                      num_queries=3, defaults=dict(MODEL_DEFAULTS), graphs={(128, 96): {"fp32": {}}}, raw={})
     engine = _NoGraphs(spec, duplicate_iou=duplicate_iou)
-    features = Features((128, 96), *(np.zeros(1),) * 4, mask_features[None])
+    features = Features((128, 96), *(np.zeros(1),) * 4, mask_features[None], {})
     det = engine.select(decoded, features, GEOMETRY)
     assert sorted(det.query_indices.tolist()) == expected
     assert det.scores.tolist() == sorted(det.scores.tolist(), reverse=True)

@@ -110,7 +110,7 @@ def test_keyframe_outputs_match_torch(model, engine):
             assert close(decoded[name], ref[name][0].numpy()), name
 
 
-def test_non_keyframe_reuses_the_keyframe_deep_features_like_torch(model, engine):
+def test_non_keyframe_on_the_keyframe_mask_context_matches_the_whole_mask_decoder_in_torch(model, engine):
     key = engine.prepare(image(128, 128, seed=2))
     now = engine.prepare(image(128, 128, seed=3))
     kf = engine.keyframe_features(key)
@@ -121,7 +121,7 @@ def test_non_keyframe_reuses_the_keyframe_deep_features_like_torch(model, engine
         mf = model.mask_decoder(x3, x4, x5, x6)
     assert close(reused.x3, x3.numpy())
     assert close(reused.mask_features, mf.numpy())
-    assert reused.x4 is kf.x4
+    assert reused.x4 is kf.x4 and reused.context is kf.context
 
 
 def test_threads_setting_changes_nothing_in_the_outputs(engine):
@@ -164,7 +164,7 @@ def test_postprocessing_matches_a_plain_reference(engine):
                "objectness": (2 * rng.normal(size=n)).astype(np.float32), "kernels": kernels}
     image_size = (300, 180)                     # (w, h), same aspect: stretch == letterbox
     geometry = make_geometry(image_size, (gw * 8, gh * 8), "stretch")
-    features = Features((gw * 8, gh * 8), *(np.zeros(1),) * 4, mf)
+    features = Features((gw * 8, gh * 8), *(np.zeros(1),) * 4, mf, {})
     engine.score_threshold, engine.max_instances, engine.duplicate_iou = 0.3, 10, 1.0  # the reference has no NMS
     det = engine.select(decoded, features, geometry)
     masks = engine.to_image(det.mask_logits, geometry)

@@ -56,6 +56,14 @@ def test_model_yaml_missing_a_key(copy):
         Engine(copy)
 
 
+def test_a_model_of_the_old_format_asks_for_a_new_export(copy):
+    spec = yaml.safe_load((copy / "model.yaml").read_text())
+    spec["format"] = "mobileinst-onnx-1"
+    (copy / "model.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(ModelLoadError, match=r"mobileinst-onnx-1 .* export the checkpoint again"):
+        Engine(copy)
+
+
 def test_model_yaml_with_a_bad_location_terms(copy):
     spec = yaml.safe_load((copy / "model.yaml").read_text())
     spec["location_terms"] = "five"

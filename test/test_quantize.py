@@ -4,16 +4,18 @@ import shutil
 import cv2
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 import yaml
 
 from mobileinst_ros.data.synth import generate_video
 from mobileinst_ros.export.export import export_model
-from mobileinst_ros.export.quantize import (_stem_convs, calibration_images, collect_inputs, main, quantize_graph,
-                                           quantize_model)
+from mobileinst_ros.export.quantize import (_stem_convs, calibration_images, collect_inputs, main, quantize_file,
+                                           quantize_graph, quantize_model)
 from mobileinst_ros.model import build_model
 from mobileinst_ros.runtime.engine import Engine
+from mobileinst_ros.runtime.model_dir import GRAPHS
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_int8_set_is_added_and_runs(quantized):
     model_dir, record = quantized
     spec = yaml.safe_load((model_dir / "model.yaml").read_text())
     int8 = spec["resolutions"]["64x64"]["int8"]
-    assert set(int8) == {"shallow", "deep", "mask_decoder", "instance_decoder"}
+    assert set(int8) == set(GRAPHS)
     assert set(record["graphs"]) == {f"64x64/{g}.onnx" for g in int8}
     for rel, entry in record["graphs"].items():
         role = rel.split("/")[-1][:-5]
@@ -98,8 +100,36 @@ def test_a_graph_under_the_search_cosine_tries_its_most_sensitive_node_in_fp32(q
     graph = onnx.load(str(searched.path)).graph
     conv = next(n for n in graph.node if n.name == searched.exclude[0])
     producers = {o: n.op_type for n in graph.node for o in n.output}
-    assert all(producers.get(i) != "DequantizeLinear" for i in conv.input[1:])  # its weights stay FP32
+    # its weights stay FP32 (not its bias: the exporter shares equal bias constants between convolutions)
+    assert producers.get(conv.input[1]) != "DequantizeLinear"
     assert any(n.op_type == "QuantizeLinear" for n in graph.node)              # the rest is INT8
+
+
+def test_the_int8_shallow_graph_reads_the_pixels_as_its_first_quantized_tensor(fp32_dir, calib_dir, tmp_path):
+    pairs = calibration_images(calib_dir, 4)
+    engine = Engine(fp32_dir)
+    feeds = collect_inputs(engine, pairs, (64, 64))["shallow"]
+    int8 = tmp_path / "shallow.onnx"
+    quantize_file(fp32_dir / "64x64" / "shallow.onnx", int8, feeds, "minmax", [])
+    model = onnx.load(str(int8))
+    ops = [n.op_type for n in model.graph.node]
+    assert "Cast" not in ops and "Sub" not in ops and "Div" not in ops   # no float image any more
+    transpose = next(n for n in model.graph.node if n.input[0] == "image")
+    first = next(n for n in model.graph.node if transpose.output[0] in n.input)
+    assert first.op_type == "DequantizeLinear"
+    # that DequantizeLinear gives exactly the training normalisation of every pixel value
+    model.graph.output.append(onnx.helper.make_tensor_value_info(first.output[0], onnx.TensorProto.FLOAT, None))
+    pixels = np.arange(64 * 64 * 3).reshape(1, 64, 64, 3) % 256
+    session = ort_session(model)
+    normalised = session.run([first.output[0]], {"image": pixels.astype(np.uint8)})[0]
+    np.testing.assert_array_equal(normalised, (pixels.transpose(0, 3, 1, 2) - 127.0) / 128.0)
+    fp32 = engine.shallow(engine.prepare(pairs[0][0]))
+    got = session.run(["x3"], {"image": engine.prepare(pairs[0][0]).tensor})[0]
+    assert float((fp32 * got).sum() / np.linalg.norm(fp32) / np.linalg.norm(got)) > 0.9
+
+
+def ort_session(model):
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def test_only_the_rgb_stem_counts_as_a_thin_dense_conv(fp32_dir):
@@ -126,9 +156,9 @@ def test_histogram_calibration_of_graphs_shared_by_two_resolutions(calib_dir, tm
     export_model(model, ["a", "b", "c"], model_dir, [(64, 64), (96, 64)], layout="shared")
     record = quantize_model(model_dir, calibration_images(calib_dir, 4), method="entropy", min_cosine=0.0,
                             repeats=1, log=lambda _: None)
-    assert record["method"] == "entropy" and len(record["graphs"]) == 4
+    assert record["method"] == "entropy" and len(record["graphs"]) == len(GRAPHS)
     spec = yaml.safe_load((model_dir / "model.yaml").read_text())
-    assert set(spec["resolutions"]["96x64"]["int8"]) == {"shallow", "deep", "mask_decoder", "instance_decoder"}
+    assert set(spec["resolutions"]["96x64"]["int8"]) == set(GRAPHS)
     engine = Engine(model_dir, precision="int8", resolution=(96, 64))
     prepared = engine.prepare(generate_video(3, 0, 1, 96, 64).frames[0])
     assert np.isfinite(engine.decode(engine.keyframe_features(prepared))["kernels"]).all()

@@ -13,7 +13,7 @@ type (as onnxruntime runs them, after its graph fusions: ``FusedConv`` is Conv +
 two paths:
 
 - keyframe: shallow + deep + mask_decoder + instance_decoder
-- non-keyframe (today's feature reuse): shallow + mask_decoder
+- non-keyframe (today's feature reuse): shallow + mask_decoder_reuse
 
 ``--peer NAME=PATH`` profiles a YOLO-seg graph the same way for ms per GFLOP beside ours. The ms are the
 kernels' own (no session overhead, no numpy post-processing); compare them with ``mobileinst-bench``.
@@ -38,7 +38,7 @@ from mobileinst_ros.runtime.model_dir import GRAPH_IO, parse_resolution
 __all__ = ["profile_graph", "node_flops", "main"]
 
 PATHS = {"keyframe": ("shallow", "deep", "mask_decoder", "instance_decoder"),
-         "non-keyframe": ("shallow", "mask_decoder")}
+         "non-keyframe": ("shallow", "mask_decoder_reuse")}
 
 
 def _shapes(entries: list[dict]) -> list[list[int]]:
@@ -116,7 +116,7 @@ def _inputs(engine: Engine, resolution: tuple[int, int]) -> dict[str, dict[str, 
     prepared = engine.prepare(frame, resolution)
     features = engine.keyframe_features(prepared)
     f = {"image": prepared.tensor, "x3": features.x3, "x4": features.x4, "x5": features.x5, "x6": features.x6,
-         "mask_features": features.mask_features}
+         "mask_features": features.mask_features, **features.context}
     return {role: {name: f[name] for name in GRAPH_IO[role][0]} for role in GRAPH_IO}
 
 

@@ -1,10 +1,12 @@
 """``mobileinst-export``: a checkpoint -> a model directory of ONNX graphs checked against torch.
 
-Four graphs (tensor names in ``runtime/model_dir.GRAPH_IO``): ``shallow`` image->x3, ``deep``
-x3->x4,x5,x6, ``mask_decoder`` x3..x6->mask_features, ``instance_decoder``
-x6,mask_features->logits,objectness,kernels. A keyframe runs all four; a non-keyframe runs only
-``shallow`` and ``mask_decoder`` on the keyframe's cached x4, x5, x6, so no weight is stored twice
-(one fused keyframe graph measured no faster: 123.7 vs 122.7 ms at 640x480).
+Five graphs (tensor names in ``runtime/model_dir.GRAPH_IO``): ``shallow`` image->x3, ``deep``
+x3->x4,x5,x6, ``mask_decoder`` x3..x6->mask_features and the mask context (p4, p5, gate3, shift3:
+what depends on x4..x6 only), ``mask_decoder_reuse`` x3 + mask context->mask_features,
+``instance_decoder`` x6,mask_features->logits,objectness,kernels. A keyframe runs shallow, deep,
+mask_decoder and instance_decoder; a non-keyframe runs only shallow and mask_decoder_reuse on the
+keyframe's cached context (the mask decoder's weights are stored twice: 0.5 MB; one fused keyframe
+graph measured no faster: 123.7 vs 122.7 ms at 640x480).
 Weights are embedded (TorchScript exporter, no ``.data`` files).
 
 Layouts: ``shared`` traces once with symbolic height/width and serves every resolution from one graph
@@ -82,6 +84,30 @@ class _Deep(nn.Module):
         return self.backbone.forward_deep(x3)
 
 
+class _MaskDecoder(nn.Module):
+    """A keyframe's mask decoder: x3..x6 -> mask_features and the context a non-keyframe reuses."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.decoder = model.mask_decoder
+
+    def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
+                x6: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        context = self.decoder.context(x3, x4, x5, x6)
+        return (self.decoder.from_context(x3, *context), *context)
+
+
+class _MaskDecoderReuse(nn.Module):
+    """A non-keyframe's mask decoder: its own x3 on the keyframe's context -> mask_features."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.decoder = model.mask_decoder
+
+    def forward(self, x3: torch.Tensor, *context: torch.Tensor) -> torch.Tensor:
+        return self.decoder.from_context(x3, *context)
+
+
 class _InstanceDecoder(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -94,8 +120,8 @@ class _InstanceDecoder(nn.Module):
 
 def _wrappers(model: nn.Module) -> dict[str, nn.Module]:
     # eval() on each wrapper: the exporter restores the wrapper's own mode on the shared submodules
-    wrappers = {"shallow": _Shallow(model), "deep": _Deep(model), "mask_decoder": model.mask_decoder,
-                "instance_decoder": _InstanceDecoder(model)}
+    wrappers = {"shallow": _Shallow(model), "deep": _Deep(model), "mask_decoder": _MaskDecoder(model),
+                "mask_decoder_reuse": _MaskDecoderReuse(model), "instance_decoder": _InstanceDecoder(model)}
     return {role: module.eval() for role, module in wrappers.items()}
 
 
@@ -127,14 +153,17 @@ def _example_inputs(model: nn.Module, images: torch.Tensor) -> dict[str, tuple]:
     with torch.no_grad():
         x3 = _Shallow(model)(images)
         x4, x5, x6 = model.backbone.forward_deep(x3)
-        mf = model.mask_decoder(x3, x4, x5, x6)
+        context = model.mask_decoder.context(x3, x4, x5, x6)
+        mf = model.mask_decoder.from_context(x3, *context)
     return {"shallow": (images,), "deep": (x3,), "mask_decoder": (x3, x4, x5, x6),
-            "instance_decoder": (x6, mf)}
+            "mask_decoder_reuse": (x3, *context), "instance_decoder": (x6, mf)}
 
 
 # symbolic sizes of the shared layout, per tensor
 _DYNAMIC_AXES = {"image": {1: "height", 2: "width"}, "x3": {2: "h8", 3: "w8"}, "x4": {2: "h16", 3: "w16"},
-                 "x5": {2: "h32", 3: "w32"}, "x6": {2: "h64", 3: "w64"}, "mask_features": {2: "h8", 3: "w8"}}
+                 "x5": {2: "h32", 3: "w32"}, "x6": {2: "h64", 3: "w64"}, "mask_features": {2: "h8", 3: "w8"},
+                 "p4": {2: "h16", 3: "w16"}, "p5": {2: "h32", 3: "w32"}, "gate3": {2: "h8", 3: "w8"},
+                 "shift3": {2: "h8", 3: "w8"}}
 
 
 def _export_graph(module: nn.Module, role: str, args: tuple, path: Path, dynamic: bool) -> None:
@@ -186,7 +215,7 @@ def check_parity(module: nn.Module, role: str, args: tuple, path: Path, label: s
 
 
 def _export_set(model: nn.Module, directory: Path, resolution: tuple[int, int], dynamic: bool) -> None:
-    """Write the four graphs into ``directory``, traced at ``resolution``."""
+    """Write the five graphs into ``directory``, traced at ``resolution``."""
     examples = _example_inputs(model, calibration_like_images(resolution))
     for role, module in _wrappers(model).items():
         _export_graph(module, role, examples[role], directory / f"{role}.onnx", dynamic)

@@ -1,8 +1,8 @@
 """``mobileinst-quantize``: static INT8 graphs for an exported model directory, where INT8 pays.
 
 onnxruntime's ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations), calibrated on
-frames of the training data run through the FP32 graphs (the mask decoder also sees a later frame's
-x3 with an earlier frame's x4..x6, as on non-keyframes).
+frames of the training data run through the FP32 graphs (the non-keyframe mask decoder also sees a later
+frame's x3 with an earlier frame's mask context, as on non-keyframes).
 
 "Quantize as much as pays": for every graph, candidates are FP32, INT8 everywhere and INT8 except
 convolutions with fewer than 8 input channels (the RGB stem, which runs slower in INT8), each with 7-bit
@@ -103,14 +103,14 @@ def collect_inputs(engine: Engine, pairs: list[tuple[np.ndarray, np.ndarray | No
     for first, later in pairs:
         prepared = engine.prepare(first, resolution)
         features = engine.keyframe_features(prepared)
-        deep = {"x4": features.x4, "x5": features.x5, "x6": features.x6}
         feeds["shallow"].append({"image": prepared.tensor})
         feeds["deep"].append({"x3": features.x3})
-        feeds["mask_decoder"].append({"x3": features.x3, **deep})
+        feeds["mask_decoder"].append({"x3": features.x3, "x4": features.x4, "x5": features.x5, "x6": features.x6})
+        feeds["mask_decoder_reuse"].append({"x3": features.x3, **features.context})
         feeds["instance_decoder"].append({"x6": features.x6, "mask_features": features.mask_features})
         if later is not None:
             now = engine.prepare(later, resolution)
-            feeds["mask_decoder"].append({"x3": engine.shallow(now), **deep})
+            feeds["mask_decoder_reuse"].append({"x3": engine.shallow(now), **features.context})
     return feeds
 
 

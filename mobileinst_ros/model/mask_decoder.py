@@ -66,9 +66,14 @@ class SemanticEnhancer(nn.Module):
         self.embed = ConvBNAct(global_ch, dim, 1, act=False)
         self.upsample = upsample
 
+    def upsampled(self, glob: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """sigmoid(A(G↑)) and B(G↑) at ref's size: [B,D,h,w] each."""
+        return (torch.sigmoid(resize_to(self.gate(glob), ref, self.upsample)),
+                resize_to(self.embed(glob), ref, self.upsample))
+
     def forward(self, local: torch.Tensor, glob: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid(resize_to(self.gate(glob), local, self.upsample))
-        return local * gate + resize_to(self.embed(glob), local, self.upsample)
+        gate, embed = self.upsampled(glob, local)
+        return local * gate + embed
 
 
 class MaskDecoder(nn.Module):
@@ -114,12 +119,30 @@ class MaskDecoder(nn.Module):
         self.project = nn.Conv2d(dim, kernel_dim, 1)
 
     def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor, x6: torch.Tensor) -> torch.Tensor:
+        return self.from_context(x3, *self.context(x3, x4, x5, x6))
+
+    def context(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
+                x6: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What depends on the deep features only (x3 gives just the stride-8 size):
+        p4[B,D,H/16,W/16], p5[B,D,H/32,W/32], and the stride-8 enhancement of X3's lateral as
+        ``gate3 * lateral3(x3) + shift3`` (gate3[B,D|1,H/8,W/8], shift3[B,D,H/8,W/8], P4 upsampled
+        included). A non-keyframe reuses the keyframe's context: its three full-resolution resizes are
+        the mask decoder's most expensive part."""
         up = self.upsample
         # top-down: coarse context flows to fine levels, each level enhanced with X6
         p5 = self.enhance5(self.lateral5(x5), x6)
         p4 = self.top_down4(self.enhance4(self.lateral4(x4), x6) + resize_to(p5, x4, up))
-        l3 = self.lateral3(x3)
-        p3 = self.top_down3((l3 if self.enhance3 is None else self.enhance3(l3, x6)) + resize_to(p4, x3, up))
+        shift3 = resize_to(p4, x3, up)
+        if self.enhance3 is None:
+            return p4, p5, torch.ones_like(shift3[:, :1]), shift3  # a neutral gate, broadcast over channels
+        gate3, embed3 = self.enhance3.upsampled(x6, x3)
+        return p4, p5, gate3, shift3 + embed3
+
+    def from_context(self, x3: torch.Tensor, p4: torch.Tensor, p5: torch.Tensor, gate3: torch.Tensor,
+                     shift3: torch.Tensor) -> torch.Tensor:
+        """x3 and a ``context`` -> mask_features[B,K(+5),H/8,W/8]."""
+        up = self.upsample
+        p3 = self.top_down3(self.lateral3(x3) * gate3 + shift3)
         # bottom-up: fine detail flows back to the coarse levels
         n4 = self.bottom_up4(p4 + self.down3(p3))
         n5 = self.bottom_up5(p5 + self.down4(n4))

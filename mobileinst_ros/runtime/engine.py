@@ -5,7 +5,8 @@ sequential execution. The engine offers the pieces the tracker composes:
 
 - ``prepare(image)`` -> ``Prepared`` (checked RGB, letterbox geometry, the letterboxed uint8 input)
 - ``keyframe_features(prepared)``: shallow + deep backbone + mask decoder -> ``Features``
-- ``reuse_features(prepared, keyframe)``: shallow backbone + mask decoder on the keyframe's x4, x5, x6
+- ``reuse_features(prepared, keyframe)``: shallow backbone + the mask decoder's stride-8 part on the
+  keyframe's mask context
 - ``decode(features)``: instance decoder; ``select(decoded, features, geometry)``: scores rescored by
   maskness -> ``Detections`` (``detect`` does both)
 - ``reuse_masks(kernels, features, geometry)``: a keyframe's kernels on new mask features
@@ -24,8 +25,8 @@ import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
 from mobileinst_ros.masks import mask_bbox
-from mobileinst_ros.runtime.model_dir import (GRAPH_IO, ModelLoadError, ModelSpec, expected_shapes, load_spec,
-                                              parse_resolution)
+from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec, expected_shapes,
+                                              load_spec, parse_resolution)
 from mobileinst_ros.runtime.postprocess import (mask_logits, mask_stats, masks_to_image, not_duplicates, query_scores,
                                                 rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
@@ -53,8 +54,9 @@ class Prepared:
 
 @dataclass
 class Features:
-    """Per-frame features at one model resolution (batch 1): x3 (stride 8), the deep x4, x5, x6 (the
-    keyframe's, on a non-keyframe) and mask_features [1, D, h/8, w/8]."""
+    """Per-frame features at one model resolution (batch 1): x3 (stride 8), the deep x4, x5, x6 and the
+    mask decoder's ``context`` (``MASK_CONTEXT`` names; on a non-keyframe all of these are the
+    keyframe's) and mask_features [1, D, h/8, w/8]."""
 
     resolution: tuple[int, int]
     x3: np.ndarray
@@ -62,6 +64,7 @@ class Features:
     x5: np.ndarray
     x6: np.ndarray
     mask_features: np.ndarray
+    context: dict[str, np.ndarray]
 
 
 @dataclass
@@ -250,22 +253,22 @@ class Engine:
     def deep_features(self, resolution: tuple[int, int], x3: np.ndarray) -> Features:
         """Deep backbone + mask decoder on x3: everything a keyframe needs before the instance decoder."""
         x4, x5, x6 = self.deep(resolution, x3)
-        mf = self._graphs[resolution]["mask_decoder"].run(x3=x3, x4=x4, x5=x5, x6=x6)["mask_features"]
-        return Features(resolution, x3, x4, x5, x6, mf)
+        decoded = self._graphs[resolution]["mask_decoder"].run(x3=x3, x4=x4, x5=x5, x6=x6)
+        return Features(resolution, x3, x4, x5, x6, decoded["mask_features"],
+                        {name: decoded[name] for name in MASK_CONTEXT})
 
     def keyframe_features(self, prepared: Prepared) -> Features:
         """Full backbone + mask decoder."""
         return self.deep_features(prepared.resolution, self.shallow(prepared))
 
     def reuse_features(self, prepared: Prepared, keyframe: Features, x3: np.ndarray | None = None) -> Features:
-        """Shallow backbone on this image (unless its ``x3`` is given), mask decoder with the keyframe's
-        deep features x4, x5, x6."""
+        """Shallow backbone on this image (unless its ``x3`` is given), the mask decoder's stride-8 part
+        on the keyframe's mask context."""
         if keyframe.resolution != prepared.resolution:
             raise ValueError(f"keyframe features are at {keyframe.resolution}, image needs {prepared.resolution}")
         x3 = self.shallow(prepared) if x3 is None else x3
-        mf = self._graphs[prepared.resolution]["mask_decoder"].run(
-            x3=x3, x4=keyframe.x4, x5=keyframe.x5, x6=keyframe.x6)["mask_features"]
-        return Features(prepared.resolution, x3, keyframe.x4, keyframe.x5, keyframe.x6, mf)
+        mf = self._graphs[prepared.resolution]["mask_decoder_reuse"].run(x3=x3, **keyframe.context)["mask_features"]
+        return Features(prepared.resolution, x3, keyframe.x4, keyframe.x5, keyframe.x6, mf, keyframe.context)
 
     def decode(self, features: Features) -> dict[str, np.ndarray]:
         """Instance decoder: logits [N, C], objectness [N], kernels [N, D] (batch dropped)."""

@@ -3,7 +3,7 @@
 Layout (written by ``mobileinst-export``, INT8 graphs added by ``mobileinst-quantize``)::
 
     models/<name>/model.yaml
-    models/<name>/{shallow,deep,mask_decoder,instance_decoder}.onnx   FP32 (shared layout)
+    models/<name>/{shallow,deep,mask_decoder,mask_decoder_reuse,instance_decoder}.onnx   FP32 (shared layout)
     models/<name>/int8/{...}.onnx                                      INT8 (optional)
 
 The shared layout (free spatial axes) serves every listed resolution from one graph set; the
@@ -24,9 +24,10 @@ per-resolution layout puts fixed-shape sets under ``<W>x<H>/``. Each resolution 
       640x480: {fp32: {shallow: shallow.onnx, ...}, int8: {shallow: int8/shallow.onnx, ...}}
 
 Every graph has batch 1 and the fixed tensor names of ``GRAPH_IO``; the shallow graph takes the
-letterboxed RGB image as uint8 [1, h, w, 3] (format 1 took it normalised, float [1, 3, h, w]); a
-keyframe runs all four graphs,
-a non-keyframe runs ``shallow`` and ``mask_decoder`` with the keyframe's cached x4, x5, x6.
+letterboxed RGB image as uint8 [1, h, w, 3]. A keyframe runs shallow, deep, mask_decoder (which also
+outputs the ``MASK_CONTEXT``) and instance_decoder; a non-keyframe runs shallow and mask_decoder_reuse
+on the keyframe's cached context. Format 1 took a normalised float image and had no mask_decoder_reuse
+(its non-keyframes ran the whole mask decoder on the keyframe's x4, x5, x6).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "MODEL_DEFAULTS", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
+__all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "MASK_CONTEXT", "MODEL_DEFAULTS", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
            "expected_shapes"]
 
 FORMAT = "mobileinst-onnx-2"
@@ -44,12 +45,16 @@ FORMAT = "mobileinst-onnx-2"
 # keys a model.yaml lacks take these. The node's parameters and the engine's arguments override them.
 MODEL_DEFAULTS: dict[str, Any] = {"score_threshold": 0.3, "mask_threshold": 0.5, "max_instances": 10,
                                   "duplicate_iou": 0.5, "split_components": False, "resize": "letterbox"}
-GRAPHS = ("shallow", "deep", "mask_decoder", "instance_decoder")
+GRAPHS = ("shallow", "deep", "mask_decoder", "mask_decoder_reuse", "instance_decoder")
+# what of the mask decoder depends on the deep features only (model.mask_decoder.MaskDecoder.context):
+# a keyframe's mask_decoder outputs it, a non-keyframe's mask_decoder_reuse takes it
+MASK_CONTEXT = ("p4", "p5", "gate3", "shift3")
 # graph role -> (input names, output names); the engine and the exporter share this contract
 GRAPH_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "shallow": (("image",), ("x3",)),
     "deep": (("x3",), ("x4", "x5", "x6")),
-    "mask_decoder": (("x3", "x4", "x5", "x6"), ("mask_features",)),
+    "mask_decoder": (("x3", "x4", "x5", "x6"), ("mask_features", *MASK_CONTEXT)),
+    "mask_decoder_reuse": (("x3", *MASK_CONTEXT), ("mask_features",)),
     "instance_decoder": (("x6", "mask_features"), ("logits", "objectness", "kernels")),
 }
 
@@ -99,6 +104,7 @@ def expected_shapes(spec: ModelSpec, resolution: tuple[int, int]) -> dict[str, l
         "x4": [1, None, None, None],
         "x5": [1, None, None, None],
         "x6": [1, None, None, None],
+        **{name: [1, None, None, None] for name in MASK_CONTEXT},
         "mask_features": [1, spec.kernel_dim, -(-h // s), -(-w // s)],
         "logits": [1, spec.num_queries, len(spec.classes)],
         "objectness": [1, spec.num_queries],
@@ -141,7 +147,8 @@ def load_spec(model_dir: str | Path) -> ModelSpec:
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ModelLoadError(f"{where}: not valid YAML ({err})") from None
     if isinstance(raw, dict) and raw.get("format") == "mobileinst-onnx-1":
-        raise ModelLoadError(f"{where}: format mobileinst-onnx-1 (float image input) is no longer read; "
+        raise ModelLoadError(f"{where}: format mobileinst-onnx-1 (float image input, no mask_decoder_reuse) "
+                             f"is no longer read; "
                              f"export the checkpoint again with mobileinst-export")
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ModelLoadError(f"{where}: expected 'format: {FORMAT}'")

@@ -6,8 +6,9 @@ instance decoder. Its kernels are associated with the tracks' kernels by cosine 
 unmatched tracks are kept ``max_track_age`` frames so that an instance that comes back is found again.
 
 A non-keyframe reuses the last keyframe's kernels (the paper) and, with ``reuse_mode="features"`` (default),
-also its deep features x4, x5, x6: it runs only the shallow backbone (to stride 8) and the mask decoder,
-then masks = kernels x new mask features for the instances of the last keyframe. ``reuse_mode="kernels"`` is
+also what of the mask decoder depends on its deep features x4, x5, x6 (the mask context): it runs only the
+shallow backbone (to stride 8) and the mask decoder's stride-8 part, then masks = kernels x new mask
+features for the instances of the last keyframe. ``reuse_mode="kernels"`` is
 the paper's mode: a non-keyframe runs the whole backbone and mask decoder and skips only the instance
 decoder (slower, masks from the frame's own deep features). With ``adaptive_keyframes`` a non-keyframe whose
 reused masks collapse or swell (area ratio to the keyframe outside [area_ratio, 1/area_ratio]), lose

@@ -1,4 +1,4 @@
-"""``TorchEngine``: the robot's ``runtime.Engine`` with its four graphs run by a torch MobileInst.
+"""``TorchEngine``: the robot's ``runtime.Engine`` with its graphs run by a torch MobileInst.
 
 Validation during training runs what the robot runs (pre-processing, query scores rescored by
 maskness, mask warping, ``tracking.KernelTracker``); only the network comes from torch instead of
