@@ -48,8 +48,8 @@ MIN_GAIN = 0.05  # latencies closer than this are one speed (timing noise); INT8
 # frame on the held-out real videos (T=1) while its shallow graph at 0.969 cost nothing: hence 0.96.
 MIN_COSINE = 0.96
 # Below this cosine the best INT8 candidate also tries each convolution and matmul alone in FP32 and keeps
-# the most helpful: on the lean shallow graph, the stride-2 depthwise convolution of stage 3 in FP32 takes
-# the cosine from 0.975 to 0.993.
+# the most helpful: on the lean shallow graph, the first depthwise convolution (Lite0's block 0) in FP32
+# takes the cosine from 0.975 to 0.993.
 SEARCH_BELOW = 0.99
 SEARCHED_OPS = ("Conv", "MatMul", "Gemm")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
