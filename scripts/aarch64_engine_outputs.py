@@ -36,9 +36,12 @@ def run(model: str, out: str, resolution: tuple[int, int], precision: str, count
     else:
         images = synthetic_frames(resolution, count)
     arrays = {f"input/{i}": image for i, image in enumerate(images)}
+    keyframe = None
     for i, image in enumerate(images):
         prepared = engine.prepare(image)
-        features = engine.keyframe_features(prepared)
+        if keyframe is not None:  # this frame as a non-keyframe of the previous one: mask_decoder_reuse
+            arrays[f"{i}/reused_mask_features"] = engine.reuse_features(prepared, keyframe).mask_features
+        features = keyframe = engine.keyframe_features(prepared)
         decoded = engine.decode(features)
         for name in ("x3", "x4", "x5", "x6", "mask_features"):
             arrays[f"{i}/{name}"] = getattr(features, name)
