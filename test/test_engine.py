@@ -79,6 +79,16 @@ def test_letterbox_keeps_the_aspect_and_pads_with_what_normalises_to_zero(engine
     np.testing.assert_array_equal(prepared.tensor[0, :64], rgb)
 
 
+def test_views_of_other_layouts_give_the_same_input_as_their_copies(engine):
+    square = Engine(engine.spec.root, resolution="128x128")
+    rgb = image(64, 128)
+    views = {"bgr viewed as rgb": np.ascontiguousarray(rgb[:, :, ::-1])[:, :, ::-1],
+             "planar": np.ascontiguousarray(rgb.transpose(2, 0, 1)).transpose(1, 2, 0)}
+    for name, view in views.items():
+        assert not view.flags.c_contiguous, name
+        np.testing.assert_array_equal(square.prepare(view).tensor, square.prepare(rgb).tensor, err_msg=name)
+
+
 def test_resolution_closest_to_the_aspect_ratio(engine):
     assert engine.pick_resolution((640, 360)) == (160, 96)
     assert engine.pick_resolution((480, 500)) == (128, 128)

@@ -172,6 +172,31 @@ def _constant(model: onnx.ModelProto, name: str) -> np.ndarray | None:
     return None
 
 
+def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def _normalisation_chain(model: onnx.ModelProto,
+                         consumers: dict[str, list[onnx.NodeProto]]) -> list[onnx.NodeProto] | None:
+    """The exported ``Transpose(image) -> Cast -> Sub(mean) -> Div(scale) -> QuantizeLinear`` nodes, each the
+    only reader of the one before, with a scalar integer mean in 0..255; None otherwise."""
+    chain, tensor = [], model.graph.input[0].name
+    for op_type in ("Transpose", "Cast", "Sub", "Div", "QuantizeLinear"):
+        readers = consumers.get(tensor, [])
+        if len(readers) != 1 or readers[0].op_type != op_type:
+            return None
+        chain.append(readers[0])
+        tensor = readers[0].output[0]
+    mean, scale = _constant(model, chain[2].input[1]), _constant(model, chain[3].input[1])
+    if mean is None or scale is None or mean.size != 1 or scale.size != 1:
+        return None
+    return chain if float(mean) == round(float(mean)) and 0 <= float(mean) <= 255 else None
+
+
 def fold_input_normalisation(model: onnx.ModelProto) -> bool:
     """Let a quantized graph read its uint8 image input directly: the exported chain
     ``Transpose(image) -> Cast -> Sub(mean) -> Div(scale) -> QuantizeLinear`` is replaced by the
@@ -180,31 +205,17 @@ def fold_input_normalisation(model: onnx.ModelProto) -> bool:
     image, its normalisation and its quantization per frame. Returns False (graph unchanged) when the
     graph does not have that chain, e.g. when its first convolution stays in FP32."""
     graph = model.graph
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
-    def only_consumer(tensor: str, op_type: str) -> onnx.NodeProto | None:
-        nodes = consumers.get(tensor, [])
-        return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op_type else None
-
-    transpose = only_consumer(graph.input[0].name, "Transpose")
-    cast = transpose and only_consumer(transpose.output[0], "Cast")
-    sub = cast and only_consumer(cast.output[0], "Sub")
-    div = sub and only_consumer(sub.output[0], "Div")
-    quantize = div and only_consumer(div.output[0], "QuantizeLinear")
-    if quantize is None:
+    consumers = _consumers(graph)
+    chain = _normalisation_chain(model, consumers)
+    dequantizers = consumers.get(chain[-1].output[0], []) if chain else []
+    if not dequantizers or any(n.op_type != "DequantizeLinear" for n in dequantizers):
         return False
-    mean, scale = _constant(model, sub.input[1]), _constant(model, div.input[1])
-    dequantizers = consumers.get(quantize.output[0], [])
-    if (mean is None or scale is None or mean.size != 1 or scale.size != 1 or float(mean) != round(float(mean))
-            or not 0 <= float(mean) <= 255 or not all(n.op_type == "DequantizeLinear" for n in dequantizers)):
-        return False
+    transpose, cast, sub, div, quantize = chain
+    mean, scale = float(_constant(model, sub.input[1])), float(_constant(model, div.input[1]))
     for k, node in enumerate(dequantizers):
         scale_name, zero_name = f"image_pixels_scale_{k}", f"image_pixels_zero_point_{k}"
-        graph.initializer.extend([onnx.numpy_helper.from_array(np.array(1.0 / float(scale), np.float32), scale_name),
-                                  onnx.numpy_helper.from_array(np.array(round(float(mean)), np.uint8), zero_name)])
+        graph.initializer.extend([onnx.numpy_helper.from_array(np.array(1.0 / scale, np.float32), scale_name),
+                                  onnx.numpy_helper.from_array(np.array(round(mean), np.uint8), zero_name)])
         node.input[:] = [transpose.output[0], scale_name, zero_name]
     for node in (cast, sub, div, quantize):
         graph.node.remove(node)
