@@ -128,6 +128,35 @@ def test_the_int8_shallow_graph_reads_the_pixels_as_its_first_quantized_tensor(f
     assert float((fp32 * got).sum() / np.linalg.norm(fp32) / np.linalg.norm(got)) > 0.9
 
 
+def test_int8_candidates_with_a_quantized_stem_take_rgba_and_the_engine_feeds_them(fp32_dir, calib_dir, tmp_path):
+    model_dir = fresh_copy(fp32_dir, tmp_path)
+    engine = Engine(model_dir)
+    feeds = collect_inputs(engine, calibration_images(calib_dir, 4), (64, 64))["shallow"]
+    _, candidates = quantize_graph(model_dir / "64x64" / "shallow.onnx", model_dir / "int8", feeds, feeds, "minmax",
+                                   min_cosine=0.0, repeats=1, search_below=0.0)
+    channels = {c.name: ort_session(onnx.load(str(c.path))).get_inputs()[0].shape[-1] for c in candidates}
+    assert channels == {"fp32": 3, "int8": 4, "int8_w8": 4, "int8_fp32_stem": 3, "int8_fp32_stem_w8": 3}
+    wide = next(c for c in candidates if c.name == "int8_w8")
+    assert wide.cosine > 0.95        # measured on RGB frames given a fourth channel
+    graph = onnx.load(str(wide.path)).graph
+    stem = next(n for n in graph.node if n.op_type == "Conv")
+    producer = {o: n for n in graph.node for o in n.output}[stem.input[1]]
+    weights = onnx.numpy_helper.to_array(next(i for i in graph.initializer if i.name == producer.input[0]))
+    assert weights.shape[1] == 4 and not weights[:, 3].any()   # the fourth channel's weights are zero
+
+    spec = yaml.safe_load((model_dir / "model.yaml").read_text())
+    spec["resolutions"]["64x64"]["int8"] = {**spec["resolutions"]["64x64"]["fp32"],
+                                            "shallow": str(wide.path.relative_to(model_dir))}
+    (model_dir / "model.yaml").write_text(yaml.safe_dump(spec))
+    rgb = generate_video(3, 0, 1, 64, 64).frames[0]
+    int8 = Engine(model_dir, precision="int8")
+    prepared, plain = int8.prepare(rgb), engine.prepare(rgb)
+    assert prepared.tensor.shape == (1, 64, 64, 4) and plain.tensor.shape == (1, 64, 64, 3)
+    np.testing.assert_array_equal(prepared.tensor[0, :, :, :3], plain.tensor[0])
+    a, b = int8.shallow(prepared), engine.shallow(plain)
+    assert float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b)) > 0.95
+
+
 def ort_session(model):
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 

@@ -72,6 +72,7 @@ class Candidate:
     exclude: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
     cosine: float = 1.0
+    prepared: Path | None = None  # the pre-processed FP32 graph it was quantized from
 
 
 def calibration_images(root: str | Path, count: int, gap: int = 2) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -151,8 +152,29 @@ def _prepare(src: Path, dst: Path) -> None:
     quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
 
 
+def _image_channels(inputs: list) -> int | None:
+    """Channels of a uint8 image input [1, h, w, C] (onnx ValueInfo or onnxruntime NodeArg), else None."""
+    first = inputs[0]
+    if isinstance(first, onnx.ValueInfoProto):
+        if first.type.tensor_type.elem_type != onnx.TensorProto.UINT8:
+            return None
+        return first.type.tensor_type.shape.dim[-1].dim_value
+    return first.shape[-1] if first.type == "tensor(uint8)" else None
+
+
+def _fit(feed: dict[str, np.ndarray], channels: int | None) -> dict[str, np.ndarray]:
+    """A feed for a graph whose image input has ``channels``: RGB images get a fourth, constant channel
+    (``_widen_stem``: its weights are zero, so its value does not matter)."""
+    image = feed.get("image")
+    if channels != 4 or image is None or image.shape[-1] != 3:
+        return feed
+    return {**feed, "image": np.concatenate([image, np.full_like(image[..., :1], 255)], axis=-1)}
+
+
 def _quantize_prepared(prepared: Path, dst: Path, feeds: list[dict[str, np.ndarray]], method: str,
                        exclude: list[str], reduce_range: bool) -> None:
+    channels = _image_channels(list(onnx.load(str(prepared), load_external_data=False).graph.input))
+    feeds = [_fit(f, channels) for f in feeds]
     quantize_static(str(prepared), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
                     reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=METHODS[method], nodes_to_exclude=exclude,
@@ -197,6 +219,40 @@ def _normalisation_chain(model: onnx.ModelProto,
     return chain if float(mean) == round(float(mean)) and 0 <= float(mean) <= 255 else None
 
 
+def _widen_stem(prepared: Path, dst: Path) -> bool:
+    """Write ``prepared`` with a four-channel image input to ``dst``: the first convolution after the
+    normalisation gets a fourth input channel of zero weights (exact). onnxruntime's INT8 convolution
+    with three input channels is slow: the 640x480 stem takes 3.5 ms with 3 and 2.3 ms with 4 (in FP32 the
+    fourth channel costs time instead, so only INT8 candidates are widened). False when ``prepared`` has
+    no uint8 RGB input feeding Transpose -> Cast -> Sub -> Div -> Conv."""
+    model = onnx.load(str(prepared))
+    graph = model.graph
+    if _image_channels(list(graph.input)) != 3:
+        return False
+    consumers, chain, tensor = _consumers(graph), [], graph.input[0].name
+    for op_type in ("Transpose", "Cast", "Sub", "Div", "Conv"):
+        readers = consumers.get(tensor, [])
+        if len(readers) != 1 or readers[0].op_type != op_type:
+            return False
+        chain.append(readers[0])
+        tensor = readers[0].output[0]
+    weights = next((i for i in graph.initializer if i.name == chain[-1].input[1]), None)
+    for name in (chain[2].input[1], chain[3].input[1]):
+        value = _constant(model, name)
+        if value is None or value.size != 1:
+            return False
+    if weights is None or len(weights.dims) != 4 or weights.dims[1] != 3:
+        return False
+    w = onnx.numpy_helper.to_array(weights)
+    weights.CopyFrom(onnx.numpy_helper.from_array(np.concatenate([w, np.zeros_like(w[:, :1])], axis=1), weights.name))
+    graph.input[0].type.tensor_type.shape.dim[-1].dim_value = 4
+    widened = {node.output[0] for node in chain[:-1]}
+    for info in [v for v in graph.value_info if v.name in widened]:  # shapes inferred for 3 channels
+        graph.value_info.remove(info)
+    onnx.save(model, str(dst))
+    return True
+
+
 def fold_input_normalisation(model: onnx.ModelProto) -> bool:
     """Let a quantized graph read its uint8 image input directly: the exported chain
     ``Transpose(image) -> Cast -> Sub(mean) -> Div(scale) -> QuantizeLinear`` is replaced by the
@@ -238,7 +294,7 @@ def quantize_file(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], meth
 def _candidate(prepared: Path, out_dir: Path, graph: str, name: str, reduce_range: bool, exclude: list[str],
                calibrate: list[dict], method: str) -> Candidate:
     """The INT8 candidate ``name`` of graph ``graph``, quantized into ``out_dir``."""
-    candidate = Candidate(name, out_dir / f"{graph}.{name}.onnx", reduce_range, exclude)
+    candidate = Candidate(name, out_dir / f"{graph}.{name}.onnx", reduce_range, exclude, prepared=prepared)
     _quantize_prepared(prepared, candidate.path, calibrate, method, exclude, reduce_range)
     return candidate
 
@@ -249,24 +305,29 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / denom) if denom > 0 else float(np.allclose(a, b))
 
 
+def _run(session: ort.InferenceSession, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return session.run(None, _fit(feed, _image_channels(session.get_inputs())))
+
+
 def _worst_cosine(session: ort.InferenceSession, feeds: list[dict[str, np.ndarray]],
                   references: list[list[np.ndarray]]) -> float:
     return min(_cosine(o, ref) for feed, refs in zip(feeds, references)
-               for o, ref in zip(session.run(None, feed), refs))
+               for o, ref in zip(_run(session, feed), refs))
 
 
 def _measure(candidates: list[Candidate], feeds: list[dict[str, np.ndarray]], repeats: int) -> None:
     """Interleaved medians of latency, and each candidate's worst cosine to the first (FP32)."""
     sessions = [_session(c.path) for c in candidates]
+    fitted = [[_fit(feed, _image_channels(session.get_inputs())) for feed in feeds] for session in sessions]
     times: list[list[float]] = [[] for _ in candidates]
     for r in range(repeats + 1):
-        for feed in feeds:
+        for i in range(len(feeds)):
             for k, session in enumerate(sessions):
                 start = time.perf_counter()
-                session.run(None, feed)
+                session.run(None, fitted[k][i])
                 if r > 0:  # the first pass warms up
                     times[k].append((time.perf_counter() - start) * 1000)
-    references = [sessions[0].run(None, feed) for feed in feeds]
+    references = [_run(sessions[0], feed) for feed in feeds]
     for c, t, session in zip(candidates, times, sessions):
         c.latency_ms, c.cosine = float(np.median(t)), _worst_cosine(session, feeds, references)
 
@@ -276,7 +337,7 @@ def _with_sensitive_node_in_fp32(src: Path, prepared: Path, base: Candidate, cal
     """``base`` plus the one convolution or matmul whose FP32 raises the cosine most (one quantization per
     node, scored on calibration frames so that the held-out ones still judge the result), or None."""
     probe = calibrate[:probes]
-    references = [_session(src).run(None, feed) for feed in probe]
+    references = [_run(_session(src), feed) for feed in probe]
     best, best_cosine = None, _worst_cosine(_session(base.path), probe, references)
     nodes = [n.name for n in onnx.load(str(src)).graph.node if n.op_type in SEARCHED_OPS and n.name not in base.exclude]
     with tempfile.TemporaryDirectory() as tmp:
@@ -303,16 +364,18 @@ def quantize_graph(src: Path, out_dir: Path, calibrate: list[dict], held_out: li
     if stem:
         variants["int8_fp32_stem"] = stem
     with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        _prepare(src, prepared)  # once: every candidate and search trial quantizes the same prepared graph
+        prepared, wide = Path(tmp) / "prepared.onnx", Path(tmp) / "prepared_rgba.onnx"
+        _prepare(src, prepared)  # once: every candidate and search trial quantizes the same prepared graphs
+        widened = _widen_stem(prepared, wide)
         for name, exclude in variants.items():
+            source = wide if widened and not exclude else prepared  # a stem left in FP32 keeps 3 channels
             for suffix, reduce_range in (("", True), ("_w8", False)):
-                candidates.append(_candidate(prepared, out_dir, src.stem, name + suffix, reduce_range, exclude,
+                candidates.append(_candidate(source, out_dir, src.stem, name + suffix, reduce_range, exclude,
                                              calibrate, method))
         _measure(candidates, held_out, repeats)
         most_accurate = max(candidates[1:], key=lambda c: c.cosine)
         if most_accurate.cosine < search_below:
-            searched = _with_sensitive_node_in_fp32(src, prepared, most_accurate, calibrate, method)
+            searched = _with_sensitive_node_in_fp32(src, most_accurate.prepared, most_accurate, calibrate, method)
             if searched is not None:
                 candidates.append(searched)
                 _measure(candidates, held_out, repeats)

@@ -41,7 +41,7 @@ class NonFiniteOutputError(RuntimeError):
 @dataclass
 class Prepared:
     """One image ready for the network: ``rgb`` (H, W, 3) uint8, ``tensor`` the network's input,
-    letterboxed uint8 [1, h, w, 3]."""
+    letterboxed uint8 [1, h, w, 3] (or 4 channels: ``_Graph.image_channels``)."""
 
     rgb: np.ndarray
     geometry: Geometry
@@ -127,6 +127,12 @@ class _Graph:
             if not ok:
                 raise ModelLoadError(f"{self.path}: tensor {name!r} has shape {shape}, expected "
                                      f"{['any' if e is None else e for e in expected]}")
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of a shallow graph's image input: 3 (RGB), or 4 where mobileinst-quantize gave an INT8
+        stem a fourth, zero-weight channel (faster in INT8)."""
+        return self.session.get_inputs()[0].shape[-1]
 
     def run(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
         values = self.session.run(list(self.outputs), feeds)
@@ -220,6 +226,9 @@ class Engine:
                 self._sessions[path] = _Graph(path, role, self._options)
             graphs[role] = self._sessions[path]
             graphs[role].check_signature(shapes)
+        if "shallow" in graphs and graphs["shallow"].image_channels not in (3, 4):
+            raise ModelLoadError(f"{graphs['shallow'].path}: image input must have 3 (RGB) or 4 (RGBA) channels, "
+                                 f"got {graphs['shallow'].image_channels}")
         return graphs
 
     def pick_resolution(self, image_size: tuple[int, int]) -> tuple[int, int]:
@@ -239,7 +248,8 @@ class Engine:
         if resolution is not None and resolution not in self.resolutions:
             raise ValueError(f"resolution {resolution} is not loaded; loaded: {self.resolutions}")
         geometry = make_geometry(image_size, resolution or self.pick_resolution(image_size), self.resize)
-        return Prepared(rgb, geometry, to_model_input(rgb, geometry, round(self.spec.mean)))
+        channels = self._graphs[geometry.input_size]["shallow"].image_channels
+        return Prepared(rgb, geometry, to_model_input(rgb, geometry, round(self.spec.mean), channels))
 
     def shallow(self, prepared: Prepared) -> np.ndarray:
         """Stride-8 features x3 of one image."""

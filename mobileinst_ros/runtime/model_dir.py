@@ -99,7 +99,7 @@ def expected_shapes(spec: ModelSpec, resolution: tuple[int, int]) -> dict[str, l
     w, h = resolution
     s = spec.mask_stride
     return {
-        "image": [1, h, w, 3],
+        "image": [1, h, w, None],  # RGB, or RGBA where an INT8 stem takes a fourth channel (engine.py)
         "x3": [1, None, -(-h // s), -(-w // s)],
         "x4": [1, None, None, None],
         "x5": [1, None, None, None],

@@ -71,16 +71,19 @@ def make_geometry(image_size: tuple[int, int], input_size: tuple[int, int], mode
     raise ValueError(f"resize mode must be 'letterbox' or 'stretch', got {mode!r}")
 
 
-def to_model_input(rgb: np.ndarray, geometry: Geometry, pad_value: int) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> uint8 [1, h, w, 3] at ``geometry``'s input size, the rest filled with
-    ``pad_value`` (the model's normalisation mean, so that padding normalises to 0)."""
+def to_model_input(rgb: np.ndarray, geometry: Geometry, pad_value: int, channels: int = 3) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> uint8 [1, h, w, channels] at ``geometry``'s input size, the rest filled with
+    ``pad_value`` (the model's normalisation mean, so that padding normalises to 0). ``channels`` 4 adds
+    a constant fourth channel (alpha 255), for INT8 graphs whose stem takes one with zero weights."""
     w, h = geometry.input_size
     cw, ch = geometry.content_size
     if (cw, ch) != (rgb.shape[1], rgb.shape[0]):
         # bilinear as in training (data/transforms.py), also when shrinking
         rgb = cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_LINEAR)
-    out = np.full((1, h, w, 3), pad_value, np.uint8)
-    if rgb.flags.c_contiguous:
+    out = np.full((1, h, w, channels), pad_value, np.uint8)
+    if channels == 4:
+        out[0, :ch, :cw] = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
+    elif rgb.flags.c_contiguous:
         out[0, :ch, :cw] = rgb
     else:  # e.g. a BGR message viewed as RGB: numpy copies such views 4x faster one channel at a time
         for c in range(3):

@@ -28,6 +28,7 @@ class _TorchGraph:
     def __init__(self, module: nn.Module, role: str):
         self.module, self.role = module, role
         self.inputs, self.outputs = GRAPH_IO[role]
+        self.image_channels = 3  # the exporter's RGB input
 
     @torch.no_grad()
     def run(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
