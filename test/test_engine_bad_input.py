@@ -56,18 +56,20 @@ def test_model_yaml_missing_a_key(copy):
         Engine(copy)
 
 
+def set_in_model_yaml(model_dir, key, value):
+    spec = yaml.safe_load((model_dir / "model.yaml").read_text())
+    spec[key] = value
+    (model_dir / "model.yaml").write_text(yaml.safe_dump(spec))
+
+
 def test_a_model_of_the_old_format_asks_for_a_new_export(copy):
-    spec = yaml.safe_load((copy / "model.yaml").read_text())
-    spec["format"] = "mobileinst-onnx-1"
-    (copy / "model.yaml").write_text(yaml.safe_dump(spec))
+    set_in_model_yaml(copy, "format", "mobileinst-onnx-1")
     with pytest.raises(ModelLoadError, match=r"mobileinst-onnx-1 .* export the checkpoint again"):
         Engine(copy)
 
 
 def test_model_yaml_with_a_bad_location_terms(copy):
-    spec = yaml.safe_load((copy / "model.yaml").read_text())
-    spec["location_terms"] = "five"
-    (copy / "model.yaml").write_text(yaml.safe_dump(spec))
+    set_in_model_yaml(copy, "location_terms", "five")
     with pytest.raises(ModelLoadError, match=r"model\.yaml: 'location_terms' must be int"):
         Engine(copy)
 
@@ -103,9 +105,7 @@ def test_graph_with_the_wrong_tensors(copy):
 
 def test_graph_of_the_wrong_shape(copy, tmp_path):
     # a model exported with another kernel dimension: the tensors are named right but do not fit
-    spec = yaml.safe_load((copy / "model.yaml").read_text())
-    spec["kernel_dim"] = 16
-    (copy / "model.yaml").write_text(yaml.safe_dump(spec))
+    set_in_model_yaml(copy, "kernel_dim", 16)
     with pytest.raises(ModelLoadError, match=r"tensor 'mask_features' has shape \[1, 4, .*expected \[1, 16"):
         Engine(copy)
 

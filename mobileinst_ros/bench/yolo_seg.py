@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mobileinst_ros.runtime.postprocess import masks_to_image
-from mobileinst_ros.runtime.preprocess import Geometry, make_geometry
+from mobileinst_ros.runtime.preprocess import Geometry, make_geometry, resize_to_content
 
 __all__ = ["YoloSegModel", "yolo_seg_postprocess", "quantize_peer", "main"]
 
@@ -66,8 +66,7 @@ class YoloSegModel:
         """Letterbox (keep aspect, pad) to the input size, RGB / 255."""
         geometry = make_geometry((rgb.shape[1], rgb.shape[0]), self.input_size, "letterbox")
         (w, h), (cw, ch) = geometry.input_size, geometry.content_size
-        if (cw, ch) != (rgb.shape[1], rgb.shape[0]):
-            rgb = cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_LINEAR)
+        rgb = resize_to_content(rgb, geometry)
         tensor = np.zeros((1, 3, h, w), np.float32)
         for c in range(3):  # straight from the image, one channel at a time: HWC uint8 -> CHW float
             np.subtract(rgb[:, :, c], 0.0, out=tensor[0, c, :ch, :cw], dtype=np.float32, casting="unsafe")

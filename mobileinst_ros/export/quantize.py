@@ -202,21 +202,31 @@ def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     return consumers
 
 
-def _normalisation_chain(model: onnx.ModelProto,
-                         consumers: dict[str, list[onnx.NodeProto]]) -> list[onnx.NodeProto] | None:
-    """The exported ``Transpose(image) -> Cast -> Sub(mean) -> Div(scale) -> QuantizeLinear`` nodes, each the
-    only reader of the one before, with a scalar integer mean in 0..255; None otherwise."""
+def _input_chain(model: onnx.ModelProto, consumers: dict[str, list[onnx.NodeProto]],
+                 last: str) -> list[onnx.NodeProto] | None:
+    """The exported normalisation ``Transpose(image) -> Cast -> Sub(mean) -> Div(scale)`` and the ``last``
+    node after it, each the only reader of the one before, mean and scale scalars; None otherwise."""
     chain, tensor = [], model.graph.input[0].name
-    for op_type in ("Transpose", "Cast", "Sub", "Div", "QuantizeLinear"):
+    for op_type in ("Transpose", "Cast", "Sub", "Div", last):
         readers = consumers.get(tensor, [])
         if len(readers) != 1 or readers[0].op_type != op_type:
             return None
         chain.append(readers[0])
         tensor = readers[0].output[0]
-    mean, scale = _constant(model, chain[2].input[1]), _constant(model, chain[3].input[1])
-    if mean is None or scale is None or mean.size != 1 or scale.size != 1:
-        return None
-    return chain if float(mean) == round(float(mean)) and 0 <= float(mean) <= 255 else None
+    for name in (chain[2].input[1], chain[3].input[1]):
+        value = _constant(model, name)
+        if value is None or value.size != 1:
+            return None
+    return chain
+
+
+def _normalisation_chain(model: onnx.ModelProto,
+                         consumers: dict[str, list[onnx.NodeProto]]) -> list[onnx.NodeProto] | None:
+    """``_input_chain`` ending in the QuantizeLinear of the normalised image, with an integer mean in 0..255
+    (which a pixel can hold exactly); None otherwise."""
+    chain = _input_chain(model, consumers, "QuantizeLinear")
+    mean = float(_constant(model, chain[2].input[1])) if chain else None
+    return chain if mean is not None and mean == round(mean) and 0 <= mean <= 255 else None
 
 
 def _widen_stem(prepared: Path, dst: Path) -> bool:
@@ -227,20 +237,10 @@ def _widen_stem(prepared: Path, dst: Path) -> bool:
     no uint8 RGB input feeding Transpose -> Cast -> Sub -> Div -> Conv."""
     model = onnx.load(str(prepared))
     graph = model.graph
-    if _image_channels(list(graph.input)) != 3:
+    chain = _input_chain(model, _consumers(graph), "Conv") if _image_channels(list(graph.input)) == 3 else None
+    if chain is None:
         return False
-    consumers, chain, tensor = _consumers(graph), [], graph.input[0].name
-    for op_type in ("Transpose", "Cast", "Sub", "Div", "Conv"):
-        readers = consumers.get(tensor, [])
-        if len(readers) != 1 or readers[0].op_type != op_type:
-            return False
-        chain.append(readers[0])
-        tensor = readers[0].output[0]
     weights = next((i for i in graph.initializer if i.name == chain[-1].input[1]), None)
-    for name in (chain[2].input[1], chain[3].input[1]):
-        value = _constant(model, name)
-        if value is None or value.size != 1:
-            return False
     if weights is None or len(weights.dims) != 4 or weights.dims[1] != 3:
         return False
     w = onnx.numpy_helper.to_array(weights)

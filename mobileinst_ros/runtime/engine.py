@@ -17,6 +17,7 @@ and ``infer(image)`` for a single image (a keyframe without tracking).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -128,7 +129,7 @@ class _Graph:
                 raise ModelLoadError(f"{self.path}: tensor {name!r} has shape {shape}, expected "
                                      f"{['any' if e is None else e for e in expected]}")
 
-    @property
+    @cached_property  # read on every frame's pre-processing: ask onnxruntime once
     def image_channels(self) -> int:
         """Channels of a shallow graph's image input: 3 (RGB), or 4 where mobileinst-quantize gave an INT8
         stem a fourth, zero-weight channel (faster in INT8)."""

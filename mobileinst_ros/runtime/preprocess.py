@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["ImageError", "Geometry", "check_rgb8", "make_geometry", "to_model_input"]
+__all__ = ["ImageError", "Geometry", "check_rgb8", "make_geometry", "resize_to_content", "to_model_input"]
 
 
 class ImageError(ValueError):
@@ -71,15 +71,22 @@ def make_geometry(image_size: tuple[int, int], input_size: tuple[int, int], mode
     raise ValueError(f"resize mode must be 'letterbox' or 'stretch', got {mode!r}")
 
 
+def resize_to_content(rgb: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The image at ``geometry``'s content size (unchanged when it already is)."""
+    cw, ch = geometry.content_size
+    if (cw, ch) == (rgb.shape[1], rgb.shape[0]):
+        return rgb
+    # bilinear as in training (data/transforms.py), also when shrinking
+    return cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_LINEAR)
+
+
 def to_model_input(rgb: np.ndarray, geometry: Geometry, pad_value: int, channels: int = 3) -> np.ndarray:
     """RGB uint8 (H, W, 3) -> uint8 [1, h, w, channels] at ``geometry``'s input size, the rest filled with
     ``pad_value`` (the model's normalisation mean, so that padding normalises to 0). ``channels`` 4 adds
     a constant fourth channel (alpha 255), for INT8 graphs whose stem takes one with zero weights."""
     w, h = geometry.input_size
     cw, ch = geometry.content_size
-    if (cw, ch) != (rgb.shape[1], rgb.shape[0]):
-        # bilinear as in training (data/transforms.py), also when shrinking
-        rgb = cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    rgb = resize_to_content(rgb, geometry)
     out = np.full((1, h, w, channels), pad_value, np.uint8)
     if channels == 4:
         out[0, :ch, :cw] = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
