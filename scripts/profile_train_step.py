@@ -27,22 +27,10 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from mobileinst_ros.model.mobileinst import merge_config
-from mobileinst_ros.training.train import Trainer, build_trainer, load_config
+from mobileinst_ros.training.train import Trainer, build_trainer, load_config, override_config
 
 SECTIONS = ("network", "losses", "matcher", "backward", "optimizer")
-
-
-def _override(cfg: dict, assignment: str) -> dict:
-    key, _, text = assignment.partition("=")
-    if not _:
-        raise SystemExit(f"override {assignment!r}: expected key=value")
-    value = yaml.safe_load(text)
-    for part in reversed(key.split(".")):
-        value = {part: value}
-    return merge_config(cfg, value)
 
 
 def _variant(base: dict, spec: str) -> tuple[str, dict]:
@@ -50,7 +38,7 @@ def _variant(base: dict, spec: str) -> tuple[str, dict]:
     cfg = base
     # commas inside values ("a.b=[1, 2]") stay: a new assignment starts only at ",key="
     for assignment in filter(None, re.split(r",(?=[\w.]+=)", overrides)):
-        cfg = _override(cfg, assignment)
+        cfg = override_config(cfg, assignment)
     return name, cfg
 
 

@@ -56,3 +56,41 @@ def test_errors_are_one_line(tmp_path, capsys):
     cfg = write_config(tmp_path, tmp_path / "missing.json")
     assert main(["--config", str(cfg)]) == 2
     assert "missing.json: annotation file not found" in capsys.readouterr().err
+
+
+def test_fine_tune_from_another_runs_weights(tmp_path, capsys):
+    """--init-from: the weights of another run (the class head too where its shape fits), a new schedule from step
+    0 and a best.pt of its own; --set overrides one config value."""
+    ann = write_tiny_ytvis(tmp_path / "data", videos=1, frames=3)
+    base = write_config(tmp_path, ann)
+    assert main(["--config", str(base)]) == 0
+    source = torch.load(tmp_path / "run" / "final.pt", weights_only=False)
+
+    tune = write_config(tmp_path, ann, steps=1, val_every=100)
+    out = tmp_path / "tuned"
+    assert main(["--config", str(tune), "--out-dir", str(out), "--init-from", str(tmp_path / "run" / "final.pt"),
+                 "--set", "train.lr=1.0e-9", "--set", "train.weight_decay=0.0"]) == 0
+    tuned = torch.load(out / "final.pt", weights_only=False)
+    assert tuned["step"] == 1 and tuned["config"]["train"]["lr"] == 1e-9
+    assert tuned["config"]["train"]["init_from"] == str(tmp_path / "run" / "final.pt")
+    # with lr 1e-9 one step moves nothing measurable: the weights are the source's (BatchNorm statistics aside)
+    for name, value in source["model"].items():
+        if value.is_floating_point() and "running" not in name:
+            assert torch.allclose(tuned["model"][name], value, atol=1e-6), name
+
+    assert main(["--config", str(tune), "--out-dir", str(tmp_path / "bad"), "--set", "train.lr"]) == 2
+    assert "expected key=value" in capsys.readouterr().err
+    assert main(["--config", str(tune), "--out-dir", str(tmp_path / "bad"), "--set", "train.lrr=1"]) == 2
+    assert "train.lrr" in capsys.readouterr().err
+    assert main(["--config", str(tune), "--out-dir", str(tmp_path / "bad"), "--init-from", str(tmp_path / "no.pt")]) == 2
+    assert "no.pt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_frozen_precision_needs_a_frozen_prefix(tmp_path, capsys):
+    ann = write_tiny_ytvis(tmp_path / "data", videos=1, frames=2)
+    cfg = write_config(tmp_path, ann, frozen_precision="bf16")
+    assert main(["--config", str(cfg)]) == 2
+    assert "train.frozen_precision: bf16 needs a frozen prefix" in capsys.readouterr().err
+    cfg = write_config(tmp_path, ann, frozen_precision="fp16")
+    assert main(["--config", str(cfg)]) == 2
+    assert "train.frozen_precision must be fp32 or bf16" in capsys.readouterr().err

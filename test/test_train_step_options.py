@@ -1,4 +1,5 @@
-"""Training-speed options keep the losses: point-sampled mask losses, bf16 autocast, a frozen backbone prefix."""
+"""Training-speed options keep the losses: point-sampled mask losses, bf16 autocast, a frozen backbone prefix (in
+bf16 too)."""
 import pytest
 import torch
 
@@ -9,7 +10,7 @@ from mobileinst_ros.model import build_model, normalize_images
 from mobileinst_ros.model.criterion import SetCriterion, point_sample
 from mobileinst_ros.model.matcher import HungarianMatcher
 from mobileinst_ros.training.step import TrainStep
-from mobileinst_ros.training.train import freeze_backbone_prefix
+from mobileinst_ros.training.train import FrozenPrecision, freeze_backbone_prefix
 from tiny_ytvis import write_tiny_ytvis
 
 torch.set_num_threads(1)
@@ -79,6 +80,33 @@ def test_frozen_prefix_gets_no_gradient_and_keeps_its_statistics(batch):
     assert all(p.grad is not None for p in model.backbone.stage3[3].parameters())
     with pytest.raises(ValueError, match="pretrained"):
         freeze_backbone_prefix(model, 3, {"backbone": {"pretrained": False}})
+
+
+def test_frozen_prefix_in_bf16_only_inside_training_steps(batch):
+    images, targets, classes = batch
+    torch.manual_seed(0)
+    model = build_model({"instance_decoder": {"num_queries": 8}}, classes)
+    keys = set(model.state_dict())
+    prefix = freeze_backbone_prefix(model, 2, {"backbone": {"name": "efficientnet_lite0", "pretrained": True}})
+    model.eval()
+    frames = images.flatten(0, 1)
+    with torch.no_grad():
+        fp32 = model(frames)
+        precision = FrozenPrecision(prefix, torch.bfloat16)
+        assert torch.equal(model(frames)["masks"], fp32["masks"])  # outside a step: float32, exact
+        with precision:
+            bf16 = model(frames)
+        model.train()
+        prefix.eval()
+        with precision:
+            losses = TrainStep(model, SetCriterion(HungarianMatcher()))(images, targets, reuse=True)
+    assert model(frames)["masks"].dtype == torch.float32 and set(model.state_dict()) == keys
+    # bf16 rounding in the first layers only: a few % of x3, far less than INT8 moves it; the rest stays float32
+    for name, a, b in [("x3", fp32["features"][0], bf16["features"][0]), ("masks", fp32["masks"], bf16["masks"]),
+                       ("logits", fp32["logits"], bf16["logits"])]:
+        assert b.dtype == torch.float32 and not torch.equal(a, b)
+        assert float((b - a).norm() / a.norm()) < 0.08, name
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
 
 
 def test_objectness_negatives_push_unmatched_queries_down():

@@ -13,6 +13,7 @@ DistributedDataParallel uses gloo on CPU and nccl on GPU. ``train.batch_size`` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -84,6 +85,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "threads": 2,
         "precision": "fp32",
         "freeze_backbone_blocks": -1,
+        "frozen_precision": "fp32",
+        "init_from": None,
         "precise_bn_batches": 20,
         "channels_last": True,
         "log_every": 10,
@@ -113,6 +116,19 @@ def _check_keys(cfg: dict, ref: dict, where: str) -> None:
         if isinstance(value, dict) and isinstance(ref[key], dict) and path not in _FREE_FORM \
                 and not path.startswith("loss.weights"):
             _check_keys(value, ref[key], path)
+
+
+def override_config(cfg: dict, assignment: str) -> dict:
+    """``cfg`` with one ``dotted.key=value`` assignment (a YAML value: ``train.lr=4.0e-4``,
+    ``model.backbone.skip_blocks=[2, 7]``); unknown keys are errors."""
+    key, eq, text = assignment.partition("=")
+    if not eq or not key:
+        raise ValueError(f"config override {assignment!r}: expected key=value")
+    value = yaml.safe_load(text)
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    _check_keys(value, DEFAULT_CONFIG, "")
+    return merge_config(cfg, value)
 
 
 def load_config(path: str | Path) -> dict:
@@ -212,6 +228,7 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     memory_format: torch.memory_format
     frozen: torch.nn.Module | None = None  # the backbone's frozen prefix (``train.freeze_backbone_blocks``)
+    frozen_precision: FrozenPrecision | None = None  # ``train.frozen_precision`` bf16
 
     def train_mode(self) -> None:
         """model.train(), the frozen prefix excepted: its BatchNorm keeps the ImageNet statistics."""
@@ -237,7 +254,8 @@ class Trainer:
         targets = _to_device(batch["targets"], self.device)
         for g, factor in zip(self.optimizer.param_groups, (tcfg["backbone_lr_mult"], 1.0)):
             g["lr"] = tcfg["lr"] * factor * _lr_factor(step, tcfg)
-        losses = self.runner(images, targets)
+        with self.frozen_precision or contextlib.nullcontext():
+            losses = self.runner(images, targets)
         self.optimizer.zero_grad(set_to_none=True)
         with record_function("backward"):
             losses["total"].backward()
@@ -298,6 +316,49 @@ def freeze_backbone_prefix(model: torch.nn.Module, blocks: int, model_cfg: dict)
     return prefix
 
 
+def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> list[str]:
+    """Fine-tuning: load the weights of another run's checkpoint (not its optimizer, step or schedule).
+    Tensors whose shape differs (the class head of a model with other classes) keep their
+    initialisation. -> the names of the tensors not loaded."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"train.init_from: {path}: checkpoint not found")
+    source = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    own = model.state_dict()
+    loaded = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    if len(loaded) < len(own) // 2:
+        raise ValueError(f"train.init_from: {path}: only {len(loaded)} of the model's {len(own)} tensors match "
+                         "in name and shape: it is another architecture (compare its config's model section)")
+    model.load_state_dict(loaded, strict=False)
+    return sorted(set(own) - set(loaded))
+
+
+class FrozenPrecision:
+    """The frozen prefix's forward in ``dtype`` (autocast) inside ``with`` blocks (training steps),
+    float32 elsewhere (validation, PreciseBN, export). With no backward to run, the prefix gets
+    bfloat16's faster forward without the slow bfloat16 backward of depthwise convolutions that rules
+    out ``train.precision: bf16`` on a CPU (docs/training.md)."""
+
+    def __init__(self, prefix: torch.nn.Sequential, dtype: torch.dtype):
+        self.dtype, self.active = dtype, False
+        for module in prefix:
+            module.forward = self._wrap(module.forward)  # an instance attribute: the state dict is unchanged
+
+    def _wrap(self, forward: Any) -> Any:
+        def run(x: torch.Tensor) -> torch.Tensor:
+            if not self.active:
+                return forward(x)
+            with torch.autocast(x.device.type, dtype=self.dtype):
+                return forward(x).float()
+        return run
+
+    def __enter__(self) -> None:
+        self.active = True
+
+    def __exit__(self, *_: object) -> None:
+        self.active = False
+
+
 def _single_thread_worker(_: int) -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -326,6 +387,10 @@ def build_trainer(cfg: dict, rank: int = 0, world: int = 1, local_rank: int = 0)
     step_module = TrainStep(model, criterion, lcfg["aux_weight"], lcfg["temporal_weight"], lcfg["reuse_weight"],
                             lcfg["feature_reuse_prob"], autocast_dtype=_autocast_dtype(tcfg["precision"]))
     frozen = freeze_backbone_prefix(model, int(tcfg["freeze_backbone_blocks"]), cfg["model"])
+    frozen_dtype = _autocast_dtype(tcfg["frozen_precision"], "train.frozen_precision")
+    if frozen_dtype is not None and frozen is None:
+        raise ValueError("train.frozen_precision: bf16 needs a frozen prefix (train.freeze_backbone_blocks >= 0)")
+    frozen_precision = FrozenPrecision(frozen, frozen_dtype) if frozen_dtype is not None else None
     runner = DistributedDataParallel(step_module, device_ids=[local_rank] if device.type == "cuda" else None) \
         if world > 1 else step_module
 
@@ -338,12 +403,12 @@ def build_trainer(cfg: dict, rank: int = 0, world: int = 1, local_rank: int = 0)
         {"params": head_params, "lr": tcfg["lr"]},
     ], weight_decay=tcfg["weight_decay"], fused=True)
     return Trainer(cfg, device, rank, world, train_set, val_set, pairs, model, step_module, runner, optimizer,
-                   memory_format, frozen)
+                   memory_format, frozen, frozen_precision)
 
 
-def _autocast_dtype(precision: str) -> torch.dtype | None:
+def _autocast_dtype(precision: str, key: str = "train.precision") -> torch.dtype | None:
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"train.precision must be fp32 or bf16, got {precision!r}")
+        raise ValueError(f"{key} must be fp32 or bf16, got {precision!r}")
     return torch.bfloat16 if precision == "bf16" else None
 
 
@@ -373,6 +438,11 @@ def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
             log.info("resumed from %s at step %d", resume_path, start_step)
     elif resume not in ("auto", "none"):
         raise ValueError(f"--resume {resume}: checkpoint not found")
+    elif tcfg["init_from"]:
+        skipped = init_from_checkpoint(model, tcfg["init_from"])
+        if is_main:
+            log.info("weights from %s (step 0 of a new schedule); kept their initialisation: %s",
+                     tcfg["init_from"], ", ".join(skipped) or "none")
 
     steps = int(tcfg["steps"])
     loader = trainer.loader(start_step, steps)
@@ -418,7 +488,8 @@ def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
         window_instances += sum(int(t["labels"].numel()) for pair in batch["targets"] for t in pair)
         window_steps += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{window['total'] / window_steps:.3f}", lr=f"{optimizer.param_groups[1]['lr']:.2e}")
+        bar.set_postfix(loss=f"{window['total'] / window_steps:.3f}", lr=f"{optimizer.param_groups[1]['lr']:.2e}",
+                        refresh=False)  # else every step writes a line to a log file
 
         done = step + 1
         if done % tcfg["log_every"] == 0 or done == steps:
@@ -458,6 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, type=Path, help="training YAML (see config/train/)")
     parser.add_argument("--out-dir", type=Path, help="override the config's out_dir")
     parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--init-from", type=Path,
+                        help="start from this checkpoint's weights (fine-tuning: new schedule, optimizer and best.pt; "
+                             "overrides train.init_from)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.lr=4.0e-4 (YAML value; repeatable)")
     parser.add_argument("--resume", default="auto",
                         help="'auto' (continue from <out_dir>/last.pt if present), 'none', or a checkpoint path")
     return parser
@@ -468,10 +544,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config)
+        for assignment in args.set:
+            cfg = override_config(cfg, assignment)
         if args.out_dir is not None:
             cfg["out_dir"] = str(args.out_dir)
         if args.steps is not None:
             cfg["train"]["steps"] = args.steps
+        if args.init_from is not None:
+            cfg["train"]["init_from"] = str(args.init_from)
         train(cfg, resume=args.resume)
     except (DatasetError, ValueError, OSError) as e:
         print(f"mobileinst-train: error: {e}", file=sys.stderr)
