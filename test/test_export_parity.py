@@ -42,6 +42,23 @@ def test_cli_exports_the_mobileinst_model_with_embedded_weights_and_parity(check
     Engine(out)   # the engine accepts what the exporter wrote
 
 
+def test_weights_for_fine_tuning_are_written_on_request(checkpoint, tmp_path):
+    """--weights: the weights in float16, a checkpoint that mobileinst-export and --init-from read."""
+    out = tmp_path / "model"
+    assert main(["--checkpoint", str(checkpoint), "--out", str(out), "--resolution", "128x128"]) == 0
+    assert not (out / "weights.pt").exists()
+    assert main(["--checkpoint", str(checkpoint), "--out", str(out), "--resolution", "128x128", "--weights"]) == 0
+    weights = torch.load(out / "weights.pt", weights_only=True)
+    source = torch.load(checkpoint, weights_only=True)
+    assert weights["classes"] == ["a", "b", "c"] and weights["step"] == 7 and weights["config"] == source["config"]
+    for name, value in source["model"].items():
+        if value.is_floating_point():
+            assert weights["model"][name].dtype == torch.float16
+            assert torch.allclose(weights["model"][name].float(), value, rtol=1e-3, atol=1e-4), name
+    again = tmp_path / "again"  # the file is itself a checkpoint
+    assert main(["--checkpoint", str(out / "weights.pt"), "--out", str(again), "--resolution", "128x128"]) == 0
+
+
 class _TracedDiffers(_MaskDecoder):
     """Exports something other than what it computes in eager mode."""
 

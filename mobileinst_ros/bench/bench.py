@@ -1,7 +1,9 @@
 """``mobileinst-bench``: per-stage latency of MobileInst on one CPU core, side by side in ONE process.
 
 Every configuration (resolution x precision x keyframe interval, and the peer heads) runs in the same
-process with one onnxruntime thread, interleaved round by round over the same synthetic video, so
+process with one onnxruntime thread, interleaved round by round over the same video (synthetic shapes, or
+30 frames of ``--video``: a real model follows few instances on shapes, and a non-keyframe with nothing to
+follow skips the mask decoder), so
 that ratios hold on a noisy machine; each configuration's first frame of a round is not recorded
 (cold caches after another configuration). Peers (``bench/peers.py``) are a SparseInst-style and a
 YOLACT-style head on MobileInst's own backbone graphs and input; they are exported (random weights)
@@ -34,11 +36,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
 from mobileinst_ros.bench.peers import PEER_IO, sparseinst_postprocess, yolact_postprocess, yolact_priors
 from mobileinst_ros.bench.yolo_seg import YoloSegModel, yolo_seg_postprocess
+from mobileinst_ros.autolabel.sources import open_frames
 from mobileinst_ros.data.synth import generate_video
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.runtime.model_dir import parse_resolution
@@ -305,6 +309,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peer", action="append", default=[], metavar="NAME=PATH", type=_peer_arg,
                         help="an exported YOLO-seg ONNX graph to time beside MobileInst (repeatable; "
                              "scripts/export_yolo_peer.sh makes them)")
+    parser.add_argument("--video", type=Path,
+                        help="time on 30 frames of this video, image folder or rosbag2 (resized to each resolution) "
+                             "instead of a synthetic-shapes video")
+    parser.add_argument("--video-start", type=int, default=0, help="first frame of --video")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.frames < 1 or args.warmup < 0 or args.peer_frames < 0:
@@ -323,8 +331,10 @@ def _build_runs(args: argparse.Namespace, resolutions: list[tuple[int, int]], pe
         raise ModelLoadError(f"{args.model}: no graphs at {missing}; exported: "
                              f"{[f'{w}x{h}' for w, h in engines['fp32'].resolutions]}")
     runs: dict[tuple, MobileInstRun | PeerRun | YoloPeerRun] = {}
+    video = _video_frames(args.video, args.video_start) if args.video else None
     for w, h in resolutions:
-        frames = generate_video(seed=2024, index=0, frames=30, width=w, height=h).frames
+        frames = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in video] if video \
+            else generate_video(seed=2024, index=0, frames=30, width=w, height=h).frames
         for prec, engine in engines.items():
             for label, interval, adaptive, reuse in (("T1", 1, False, "features"), ("T3", 3, False, "features"),
                                                      ("T3-adaptive", 3, True, "features"),
@@ -343,6 +353,14 @@ def _build_runs(args: argparse.Namespace, resolutions: list[tuple[int, int]], pe
     if args.peer and REFERENCE not in [f"{w}x{h}" for w, h in resolutions]:
         raise ValueError(f"--peer runs at {REFERENCE}: add --resolution {REFERENCE}")
     return runs
+
+
+def _video_frames(path: Path, start: int, count: int = 30) -> list[np.ndarray]:
+    """``count`` RGB frames of a video, image folder or bag from ``start``."""
+    frames = [rgb for _, (_, rgb) in zip(range(count), open_frames(path, start=start).frames())]
+    if len(frames) < count:
+        raise ValueError(f"--video {path}: {len(frames)} frames from frame {start}, the benchmark needs {count}")
+    return frames
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:
@@ -372,7 +390,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     yolo_peers = [name for name, _ in args.peer]
     ratios = _ratios(latency, peers, yolo_peers)
     return {
-        "model": str(args.model), "threads": args.threads, "rounds": args.rounds,
+        "model": str(args.model), "video": f"{args.video}@{args.video_start}" if args.video else "synthetic",
+        "threads": args.threads, "rounds": args.rounds,
         "frames_per_round": args.frames, "machine": _machine(),
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},

@@ -41,6 +41,7 @@ from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MODEL_DEF
 __all__ = ["ExportError", "Parity", "load_checkpoint", "export_graphs", "export_model", "check_parity", "main"]
 
 DEFAULT_RESOLUTIONS = ("640x480", "320x320")
+WEIGHTS_FILE = "weights.pt"  # written by --weights
 OPSET = 17
 
 
@@ -350,9 +351,19 @@ def _model_card(name: str, spec: dict, info: dict, sizes: dict[str, int]) -> str
     return "\n".join(lines) + "\n"
 
 
+def _save_weights(model: nn.Module, classes: list[str], info: dict, path: Path) -> None:
+    # float16 halves the file (5.7 MB for the default model); a fine-tuning start needs no more
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    torch.save({"model": state, "classes": classes, **{k: info[k] for k in ("config", "step", "category_ids")
+                                                       if k in info}}, path)
+
+
 def export_model(model: nn.Module, classes: list[str], out: str | Path, resolutions: list[tuple[int, int]],
-                 info: dict | None = None, defaults: dict | None = None, layout: str = "auto") -> list[Parity]:
-    """Export ``model`` (eval mode) to the model directory ``out`` for each (w, h) in ``resolutions``.
+                 info: dict | None = None, defaults: dict | None = None, layout: str = "auto",
+                 weights: bool = False) -> list[Parity]:
+    """Export ``model`` (eval mode) to the model directory ``out`` for each (w, h) in ``resolutions``;
+    with ``weights`` also ``WEIGHTS_FILE``, the weights in float16 for fine-tuning
+    (``mobileinst-train --init-from``; also a checkpoint ``mobileinst-export`` reads).
 
     Raises ExportError, leaving ``out`` untouched, if any output is beyond tolerance."""
     info = info or {}
@@ -368,6 +379,8 @@ def export_model(model: nn.Module, classes: list[str], out: str | Path, resoluti
         (staging / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         sizes = {str(p.relative_to(staging)): p.stat().st_size for p in staging.rglob("*.onnx")}
         (staging / "MODEL_CARD.md").write_text(_model_card(out.name, spec, info, sizes))
+        if weights:
+            _save_weights(model, classes, info, staging / WEIGHTS_FILE)
         if out.exists():
             shutil.rmtree(out)
         staging.chmod(0o755)  # mkdtemp made it private; the robot's install must read it
@@ -391,6 +404,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-instances", type=int, default=MODEL_DEFAULTS["max_instances"])
     parser.add_argument("--duplicate-iou", type=float, default=MODEL_DEFAULTS["duplicate_iou"],
                         help="mask NMS: drop a mask overlapping a better one above this IoU (1: off)")
+    parser.add_argument("--weights", action="store_true",
+                        help=f"also write {WEIGHTS_FILE}: the weights (float16) to fine-tune from with "
+                             "mobileinst-train --init-from")
     parser.add_argument("--split-components", action="store_true",
                         help="instances are the connected parts of each mask (a model whose masks cover several "
                              "look-alikes at once)")
@@ -409,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         defaults = {"score_threshold": args.score_threshold, "mask_threshold": args.mask_threshold,
                     "max_instances": args.max_instances, "duplicate_iou": args.duplicate_iou,
                     "split_components": args.split_components}
-        report = export_model(model, classes, args.out, resolutions, info, defaults, args.layout)
+        report = export_model(model, classes, args.out, resolutions, info, defaults, args.layout, args.weights)
     except (ExportError, ValueError) as err:
         print(f"mobileinst-export: error: {err}", file=sys.stderr)
         return 1
