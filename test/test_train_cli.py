@@ -94,3 +94,16 @@ def test_frozen_precision_needs_a_frozen_prefix(tmp_path, capsys):
     cfg = write_config(tmp_path, ann, frozen_precision="fp16")
     assert main(["--config", str(cfg)]) == 2
     assert "train.frozen_precision must be fp32 or bf16" in capsys.readouterr().err
+
+
+def test_the_shipped_default_model_is_a_fine_tuning_start(tmp_path, caplog):
+    """models/default/weights.pt fits config/train/real.yaml's network: every tensor loads (two classes, as
+    person and car), and a fine-tuning run starts from it."""
+    ann = write_tiny_ytvis(tmp_path / "data", videos=1, frames=3)
+    cfg = yaml.safe_load(write_config(tmp_path, ann, steps=1, val_every=100).read_text())
+    cfg["model"] = yaml.safe_load(open("config/train/real.yaml"))["model"]
+    path = tmp_path / "real.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with caplog.at_level("INFO", logger="mobileinst-train"):
+        assert main(["--config", str(path), "--init-from", "models/default/weights.pt"]) == 0
+    assert "kept their initialisation: none" in caplog.text
