@@ -323,7 +323,7 @@ def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"train.init_from: {path}: checkpoint not found")
-    source = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    source = torch.load(path, map_location="cpu", weights_only=True)["model"]
     own = model.state_dict()
     loaded = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     if len(loaded) < len(own) // 2:
