@@ -155,14 +155,15 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
     return (np.stack(parts) if parts else np.zeros(shape, np.float32)), np.asarray(parent, np.int64)
 
 
-def _warp_one(logits: np.ndarray, geometry: Geometry, stride: int, threshold_logit: float) -> np.ndarray:
-    """One stride-``stride`` logit map [h, w] -> bool mask at the image size, warped only in its box."""
+def _warp_into(mask: np.ndarray, logits: np.ndarray, geometry: Geometry, stride: int,
+               threshold_logit: float) -> None:
+    """One stride-``stride`` logit map [h, w] -> the all-False bool ``mask`` at the image size, warped only in
+    its box."""
     iw, ih = geometry.image_size
-    mask = np.zeros((ih, iw), bool)
     above = logits > threshold_logit
     rows = np.flatnonzero(above.any(axis=1))
     if rows.size == 0:
-        return mask  # bilinear values never exceed the largest grid value: nothing can pass
+        return  # bilinear values never exceed the largest grid value: nothing can pass
     cols = np.flatnonzero(above.any(axis=0))
     # grid coordinate of image pixel x: x * a + b, with a = scale / stride (pixel centres aligned)
     ax, ay = geometry.scale_x / stride, geometry.scale_y / stride
@@ -173,12 +174,11 @@ def _warp_one(logits: np.ndarray, geometry: Geometry, stride: int, threshold_log
     y0 = max(0, int(np.floor((rows[0] - 1 - by) / ay)))
     y1 = min(ih, int(np.ceil((rows[-1] + 1 - by) / ay)) + 1)
     if x1 <= x0 or y1 <= y0:
-        return mask
+        return
     affine = np.array([[ax, 0, bx + ax * x0], [0, ay, by + ay * y0]], np.float64)
     warped = cv2.warpAffine(logits, affine, (x1 - x0, y1 - y0),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     mask[y0:y1, x0:x1] = warped > threshold_logit
-    return mask
 
 
 def masks_to_image(logits: np.ndarray, geometry: Geometry, stride: int, threshold: float) -> np.ndarray:
@@ -189,5 +189,5 @@ def masks_to_image(logits: np.ndarray, geometry: Geometry, stride: int, threshol
     iw, ih = geometry.image_size
     masks = np.zeros((len(logits), ih, iw), bool)
     for k in range(len(logits)):
-        masks[k] = _warp_one(logits[k], geometry, stride, threshold_logit)
+        _warp_into(masks[k], logits[k], geometry, stride, threshold_logit)
     return masks
