@@ -40,9 +40,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from mobileinst_ros.autolabel.sources import open_frames
 from mobileinst_ros.bench.peers import PEER_IO, sparseinst_postprocess, yolact_postprocess, yolact_priors
 from mobileinst_ros.bench.yolo_seg import YoloSegModel, yolo_seg_postprocess
-from mobileinst_ros.autolabel.sources import open_frames
 from mobileinst_ros.data.synth import generate_video
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.runtime.model_dir import parse_resolution

@@ -341,15 +341,17 @@ class FrozenPrecision:
 
     def __init__(self, prefix: torch.nn.Sequential, dtype: torch.dtype):
         self.dtype, self.active = dtype, False
-        for module in prefix:
-            module.forward = self._wrap(module.forward)  # an instance attribute: the state dict is unchanged
+        for k, module in enumerate(prefix):  # an instance attribute: the state dict is unchanged
+            module.forward = self._wrap(module.forward, last=k == len(prefix) - 1)
 
-    def _wrap(self, forward: Any) -> Any:
+    def _wrap(self, forward: Any, last: bool) -> Any:
         def run(x: torch.Tensor) -> torch.Tensor:
             if not self.active:
                 return forward(x)
             with torch.autocast(x.device.type, dtype=self.dtype):
-                return forward(x).float()
+                y = forward(x)
+            # inside the prefix the activations stay in bf16; the first trained block gets float32
+            return y.float() if last else y
         return run
 
     def __enter__(self) -> None:
