@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from mobileinst_ros.autolabel.quality import mask_iou
+from mobileinst_ros.data.ytvis import DatasetError, decode_rle, read_json
 
 
 def oracle_iou(mask: np.ndarray, stride: int) -> float:
@@ -25,8 +29,7 @@ def oracle_iou(mask: np.ndarray, stride: int) -> float:
     padded[:h, :w] = mask
     coarse = padded.reshape(gh, stride, gw, stride).mean((1, 3))
     drawn = cv2.resize(coarse, (gw * stride, gh * stride), interpolation=cv2.INTER_LINEAR)[:h, :w] > 0.5
-    truth = mask > 0
-    return float((drawn & truth).sum() / max((drawn | truth).sum(), 1))
+    return mask_iou(drawn, mask > 0)
 
 
 def main() -> int:
@@ -34,25 +37,25 @@ def main() -> int:
     parser.add_argument("dataset", help="YouTube-VIS annotations.json")
     parser.add_argument("--stride", type=int, action="append", help="mask stride (repeatable; default 8)")
     args = parser.parse_args()
-    data = json.load(open(args.dataset))
-    videos = {v["id"]: v for v in data["videos"]}
+    try:
+        data = read_json(Path(args.dataset))
+    except DatasetError as err:
+        print(f"mask_stride_ceiling: error: {err}", file=sys.stderr)
+        return 2
     classes = {c["id"]: c["name"] for c in data["categories"]}
-    for stride in args.stride or [8]:
-        ious: dict[str, list[float]] = {}
-        for ann in data["annotations"]:
-            h, w = videos[ann["video_id"]]["height"], videos[ann["video_id"]]["width"]
-            for seg in ann["segmentations"]:
-                if seg is None:
-                    continue
-                rle = seg if isinstance(seg.get("counts"), str) else mask_utils.frPyObjects(seg, h, w)
-                mask = mask_utils.decode(rle)
-                if mask.any():
-                    ious.setdefault(classes[ann["category_id"]], []).append(oracle_iou(mask, stride))
-        for name, values in sorted(ious.items()):
-            v = np.asarray(values)
-            print(json.dumps({"stride": stride, "class": name, "object_frames": len(v), "mean_iou": round(v.mean(), 3),
-                              "under_0.5": round(float((v < 0.5).mean()), 3),
-                              "under_0.75": round(float((v < 0.75).mean()), 3)}))
+    strides = args.stride or [8]
+    ious: dict[tuple[int, str], list[float]] = {}
+    for ann in data["annotations"]:
+        for seg in ann["segmentations"]:
+            mask = decode_rle(seg) if seg is not None else None
+            if mask is not None and mask.any():  # decoded once, scored at every stride
+                for stride in strides:
+                    ious.setdefault((stride, classes[ann["category_id"]]), []).append(oracle_iou(mask, stride))
+    for (stride, name), values in sorted(ious.items(), key=lambda item: (strides.index(item[0][0]), item[0][1])):
+        v = np.asarray(values)
+        print(json.dumps({"stride": stride, "class": name, "object_frames": len(v), "mean_iou": round(v.mean(), 3),
+                          "under_0.5": round(float((v < 0.5).mean()), 3),
+                          "under_0.75": round(float((v < 0.75).mean()), 3)}))
     return 0
 
 
