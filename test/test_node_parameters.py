@@ -53,6 +53,7 @@ def test_run_time_changes_are_checked_and_applied(model: Path, tmp_path: Path) -
             ("keyframe_interval", 0): "out of range",
             ("association_threshold", 2.0): "out of range",
             ("max_track_age", -1): "out of range",
+            ("non_keyframe_scale", 0.1): "out of range",
             ("score_threshold", "high"): "Wrong parameter type",
             ("adaptive_keyframes", "yes"): "Wrong parameter type",
             ("reuse_mode", "everything"): "must be one of features, kernels",
@@ -78,6 +79,8 @@ def test_run_time_changes_are_checked_and_applied(model: Path, tmp_path: Path) -
         assert client.get_parameter("reuse_mode") == "features"
         assert client.set_parameter("reuse_mode", "kernels").successful   # the paper's reuse, live
         assert client.get_parameter("reuse_mode") == "kernels"
+        assert client.set_parameter("non_keyframe_scale", 0.75).successful
+        assert client.get_parameter("non_keyframe_scale") == pytest.approx(0.75)
 
         # Labels and score threshold at run time.
         assert client.set_parameter("labels", ["red", "blue"]).successful

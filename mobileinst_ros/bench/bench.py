@@ -13,7 +13,8 @@ letterbox, network, NMS and mask assembly) on the same 640x480 frames in the sam
 
 Prints a table; ``--json PATH`` writes ``latency_ms`` (per stage and per frame), ``ratios``
 (``t3_over_t1``, ``int8_over_fp32``, ``mobileinst_over_sparseinst``, ``mobileinst_over_yolact``,
-``non_keyframe_over_keyframe`` and, per ``--peer`` NAME, ``{fp32,int8}_{T1,T3}_over_NAME``, at
+``non_keyframe_over_keyframe`` and, per ``--peer`` NAME, ``{fp32,int8}_{T1,T3}_over_NAME``; with
+``--non-keyframe-scale`` also ``T3-scaled`` (non-keyframes' shallow backbone on a smaller image) and its ratios, at
 640x480), the same on this process's CPU time (``ratios_cpu_time``: a loaded shared core inflates
 wall time), ``targets`` and ``peak_rss_mb``.
 """
@@ -59,7 +60,8 @@ TARGETS = {
     "fp32_t3_mean_ms": 100.0, "int8_t3_mean_ms": 60.0, "non_keyframe_over_keyframe": 0.35,
 }
 # issue 11, per --peer NAME (INT8 ratios for a peer whose NAME contains "int8", else FP32 ones)
-PEER_TARGETS = {"T1": 0.7, "T3": 0.45}
+PEER_TARGETS = {"T1": 0.7, "T3": 0.45, "T3-scaled": 0.45}
+SCALED_TARGETS = {"non_keyframe_over_keyframe_fp32_scaled": 0.35}  # with --non-keyframe-scale
 
 
 @dataclass
@@ -106,9 +108,9 @@ class MobileInstRun:
     """One tracker configuration fed frames of one video in order."""
 
     def __init__(self, engine: Engine, frames: list[np.ndarray], interval: int, adaptive: bool, name: str,
-                 reuse_mode: str = "features"):
+                 reuse_mode: str = "features", non_keyframe_scale: float = 1.0):
         self.tracker = KernelTracker(engine, keyframe_interval=interval, adaptive_keyframes=adaptive,
-                                     reuse_mode=reuse_mode)
+                                     reuse_mode=reuse_mode, non_keyframe_scale=non_keyframe_scale)
         self.frames, self.next = frames, 0
         self.series = Series(name, STAGES)
 
@@ -210,9 +212,9 @@ def _mean(tree: dict, *keys: str, stat: str = "mean") -> float | None:
     return tree.get(stat)
 
 
-def _non_keyframe_over_keyframe(ref: dict) -> float | None:
-    t3 = ref.get("fp32", {}).get("T3", {})
-    return _ratio(t3.get("non_keyframe_mean"), t3.get("keyframe_mean"))
+def _non_keyframe_over_keyframe(ref: dict, prec: str = "fp32", label: str = "T3", stat: str = "mean") -> float | None:
+    t3 = ref.get(prec, {}).get(label, {})
+    return _ratio(t3.get(f"non_keyframe_{stat}"), t3.get(f"keyframe_{stat}"))
 
 
 def _ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
@@ -220,7 +222,7 @@ def _ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
     and the T=3 average, each precision)."""
     ref, peer = latency.get(REFERENCE, {}), peers.get(REFERENCE, {})
     versus = {f"{prec}_{t}_over_{name}": _ratio(_mean(ref, prec, t), _mean(peer, name))
-              for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3")}
+              for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3", "T3-scaled")}
     return {
         "t3_over_t1": _ratio(_mean(ref, "fp32", "T3"), _mean(ref, "fp32", "T1")),
         "int8_over_fp32": _ratio(_mean(ref, "int8", "T1"), _mean(ref, "fp32", "T1")),
@@ -232,6 +234,8 @@ def _ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
         "fp32_t3_mean_ms": _mean(ref, "fp32", "T3"),
         "int8_t3_mean_ms": _mean(ref, "int8", "T3"),
         "non_keyframe_over_keyframe": _non_keyframe_over_keyframe(ref),
+        **{f"non_keyframe_over_keyframe_{prec}_scaled": _non_keyframe_over_keyframe(ref, prec, "T3-scaled")
+           for prec in ("fp32", "int8")},
         **versus,
     }
 
@@ -240,22 +244,24 @@ def _cpu_ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
     """The YOLO-seg ratios on this process's CPU time (means; non-keyframe over keyframe: medians),
     which other processes' time slices on a shared core do not inflate."""
     ref, peer = latency.get(REFERENCE, {}), peers.get(REFERENCE, {})
-    t3 = ref.get("fp32", {}).get("T3", {})
     return {
         "t3_over_t1": _ratio(_mean(ref, "fp32", "T3", stat="cpu_mean"), _mean(ref, "fp32", "T1", stat="cpu_mean")),
-        "non_keyframe_over_keyframe": _ratio(t3.get("non_keyframe_cpu_median"), t3.get("keyframe_cpu_median")),
+        "non_keyframe_over_keyframe": _non_keyframe_over_keyframe(ref, stat="cpu_median"),
+        "non_keyframe_over_keyframe_int8": _non_keyframe_over_keyframe(ref, "int8", stat="cpu_median"),
+        **{f"non_keyframe_over_keyframe_{prec}_scaled": _non_keyframe_over_keyframe(ref, prec, "T3-scaled", "cpu_median")
+           for prec in ("fp32", "int8")},
         **{f"{prec}_{t}_over_{name}": _ratio(_mean(ref, prec, t, stat="cpu_mean"), _mean(peer, name, stat="cpu_mean"))
-           for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3")},
+           for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3", "T3-scaled")},
     }
 
 
 def _targets(ratios: dict, yolo_peers: list[str]) -> dict:
-    limits = dict(TARGETS)
+    limits = dict(TARGETS, **SCALED_TARGETS)
     for name in yolo_peers:
         prec = "int8" if "int8" in name.lower() else "fp32"
         limits.update({f"{prec}_{t}_over_{name}": limit for t, limit in PEER_TARGETS.items()})
     return {f"{key} <= {limit}": None if ratios.get(key) is None else ratios[key] <= limit
-            for key, limit in limits.items()}
+            for key, limit in limits.items() if "scaled" not in key or ratios.get(key) is not None}
 
 
 def _table(latency: dict, peers: dict) -> str:
@@ -313,6 +319,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="time on 30 frames of this video, image folder or rosbag2 (resized to each resolution) "
                              "instead of a synthetic-shapes video")
     parser.add_argument("--video-start", type=int, default=0, help="first frame of --video")
+    parser.add_argument("--non-keyframe-scale", type=float, default=None, metavar="S",
+                        help="also time T=3 with non-keyframes' shallow backbone on the image shrunk by S "
+                             "(config T3-scaled, both precisions, at 640x480)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.frames < 1 or args.warmup < 0 or args.peer_frames < 0:
@@ -336,12 +345,14 @@ def _build_runs(args: argparse.Namespace, resolutions: list[tuple[int, int]], pe
         frames = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in video] if video \
             else generate_video(seed=2024, index=0, frames=30, width=w, height=h).frames
         for prec, engine in engines.items():
-            for label, interval, adaptive, reuse in (("T1", 1, False, "features"), ("T3", 3, False, "features"),
-                                                     ("T3-adaptive", 3, True, "features"),
-                                                     ("T3-kernels", 3, False, "kernels")):
-                if label.startswith("T3-") and (prec != "fp32" or f"{w}x{h}" != REFERENCE):
-                    continue
-                runs[(f"{w}x{h}", prec, label)] = MobileInstRun(engine, frames, interval, adaptive, label, reuse)
+            configs = [("T1", 1, False, "features", 1.0), ("T3", 3, False, "features", 1.0)]
+            if f"{w}x{h}" == REFERENCE:
+                configs += [("T3-adaptive", 3, True, "features", 1.0), ("T3-kernels", 3, False, "kernels", 1.0)] \
+                    if prec == "fp32" else []
+                configs += [("T3-scaled", 3, False, "features", args.non_keyframe_scale)] \
+                    if args.non_keyframe_scale else []
+            for label, interval, adaptive, reuse, scale in configs:
+                runs[(f"{w}x{h}", prec, label)] = MobileInstRun(engine, frames, interval, adaptive, label, reuse, scale)
         if not args.no_peers and f"{w}x{h}" == REFERENCE:
             paths = export_peers_elsewhere(engines["fp32"], (w, h), peer_dir)
             for kind, path in paths.items():
@@ -391,7 +402,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     ratios = _ratios(latency, peers, yolo_peers)
     return {
         "model": str(args.model), "video": f"{args.video}@{args.video_start}" if args.video else "synthetic",
-        "threads": args.threads, "rounds": args.rounds,
+        "threads": args.threads, "rounds": args.rounds, "non_keyframe_scale": args.non_keyframe_scale,
         "frames_per_round": args.frames, "machine": _machine(),
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},

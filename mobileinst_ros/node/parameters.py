@@ -78,6 +78,9 @@ SPECS: tuple[Spec, ...] = (
          "runs only the shallow backbone and mask decoder, fastest) or kernels (MobileInst's paper: runs the "
          "whole backbone and mask decoder, skips only the instance decoder).", live=True,
          choices=("features", "kernels")),
+    Spec("non_keyframe_scale", _T.DOUBLE, 1.0,
+         "Images between keyframes run the shallow backbone shrunk by this factor (1: full size); 0.75 takes "
+         "about a third off a non-keyframe for slightly blurrier masks.", live=True, bounds=(0.25, 1.0)),
     Spec("association_threshold", _T.DOUBLE, None,
          "Minimum kernel similarity to continue a track; unset: the tracker's default.", live=True,
          bounds=(0.0, 1.0)),

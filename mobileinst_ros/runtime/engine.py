@@ -41,12 +41,18 @@ class NonFiniteOutputError(RuntimeError):
 
 @dataclass
 class Prepared:
-    """One image ready for the network: ``rgb`` (H, W, 3) uint8, ``tensor`` the network's input,
-    letterboxed uint8 [1, h, w, 3] (or 4 channels: ``_Graph.image_channels``)."""
+    """One image ready for the network: ``rgb`` (H, W, 3) uint8 and its ``geometry``. ``tensor``, the network's
+    input (letterboxed uint8 [1, h, w, 3], or 4 channels: ``_Graph.image_channels``), is made on first use: a
+    non-keyframe whose shallow backbone runs on a smaller image (``Engine.shallow_scaled``) never needs it."""
 
     rgb: np.ndarray
     geometry: Geometry
-    tensor: np.ndarray
+    pad_value: int
+    channels: int
+
+    @cached_property
+    def tensor(self) -> np.ndarray:
+        return to_model_input(self.rgb, self.geometry, self.pad_value, self.channels)
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -134,6 +140,11 @@ class _Graph:
         """Channels of a shallow graph's image input: 3 (RGB), or 4 where mobileinst-quantize gave an INT8
         stem a fourth, zero-weight channel (faster in INT8)."""
         return self.session.get_inputs()[0].shape[-1]
+
+    @cached_property
+    def any_size(self) -> bool:
+        """Whether the first input's height and width are symbolic (the shared-shape export)."""
+        return not any(isinstance(d, int) for d in self.session.get_inputs()[0].shape[1:3])
 
     def run(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
         values = self.session.run(list(self.outputs), feeds)
@@ -250,11 +261,37 @@ class Engine:
             raise ValueError(f"resolution {resolution} is not loaded; loaded: {self.resolutions}")
         geometry = make_geometry(image_size, resolution or self.pick_resolution(image_size), self.resize)
         channels = self._graphs[geometry.input_size]["shallow"].image_channels
-        return Prepared(rgb, geometry, to_model_input(rgb, geometry, round(self.spec.mean), channels))
+        return Prepared(rgb, geometry, round(self.spec.mean), channels)
 
     def shallow(self, prepared: Prepared) -> np.ndarray:
         """Stride-8 features x3 of one image."""
         return self._graphs[prepared.resolution]["shallow"].run(image=prepared.tensor)["x3"]
+
+    def scaled_resolution(self, resolution: tuple[int, int], scale: float) -> tuple[int, int]:
+        """``resolution`` (w, h) times ``scale``, each side rounded to the mask stride (at least one cell)."""
+        stride = self.spec.mask_stride
+        return tuple(max(stride, int(round(side * scale / stride)) * stride) for side in resolution)
+
+    def shallow_any_size(self) -> bool:
+        """Whether every loaded shallow graph runs at any input size (what ``shallow_scaled`` needs)."""
+        return all(graphs["shallow"].any_size for graphs in self._graphs.values())
+
+    def shallow_scaled(self, prepared: Prepared, scale: float) -> np.ndarray:
+        """x3 of ``prepared``'s image run through the shallow backbone at ``scale`` times its model resolution,
+        upsampled bilinearly to that resolution's stride-8 grid: a cheaper, blurrier x3 (non-keyframes,
+        ``KernelTracker.non_keyframe_scale``). Needs a graph that takes any size (the shared-shape export)."""
+        if scale >= 1.0:
+            return self.shallow(prepared)
+        graph = self._graphs[prepared.resolution]["shallow"]
+        size = self.scaled_resolution(prepared.resolution, scale)
+        geometry = make_geometry(prepared.geometry.image_size, size, self.resize)
+        x3 = graph.run(image=to_model_input(prepared.rgb, geometry, round(self.spec.mean), graph.image_channels))["x3"]
+        w, h = prepared.resolution
+        stride = self.spec.mask_stride
+        # cv2 resizes up to 512 channels at once in (h, w, C) layout, ~10x faster than per channel
+        up = cv2.resize(np.ascontiguousarray(x3[0].transpose(1, 2, 0)), (w // stride, h // stride),
+                        interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(up.reshape(h // stride, w // stride, -1).transpose(2, 0, 1))[None]
 
     def deep(self, resolution: tuple[int, int], x3: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Deep backbone: x3 -> (x4, x5, x6)."""

@@ -15,7 +15,10 @@ reused masks collapse or swell (area ratio to the keyframe outside [area_ratio, 
 confidence (maskness down by ``maskness_drop``) or whose scene moved away from the keyframe's
 (x3 pooled to the stride-64 grid changed by more than ``feature_change``, relative mean absolute
 change; on the synthetic validation videos it is ~0.19 / 0.25 / 0.32 at 1 / 3 / 6 frames apart)
-becomes a keyframe on the spot, reusing its own x3.
+becomes a keyframe on the spot, reusing its own x3. ``non_keyframe_scale`` < 1 runs a non-keyframe's shallow
+backbone on the image shrunk by that factor and upsamples its x3 to the keyframe's grid: cheaper (0.75: about
+half the shallow graph's time), blurrier masks (docs/performance.md); a keyframe that a non-keyframe's trigger
+calls for recomputes x3 at full size.
 
 numpy only (the engine runs onnxruntime); no torch.
 """
@@ -117,10 +120,12 @@ class KernelTracker:
     def __init__(self, engine: Engine, keyframe_interval: int = 3,
                  association_threshold: float = ASSOCIATION_THRESHOLD,
                  max_track_age: int = 30, adaptive_keyframes: bool = False, area_ratio: float = 0.5,
-                 maskness_drop: float = 0.15, feature_change: float = 0.35, reuse_mode: str = "features") -> None:
+                 maskness_drop: float = 0.15, feature_change: float = 0.35, reuse_mode: str = "features",
+                 non_keyframe_scale: float = 1.0) -> None:
         self.engine = engine
         self.keyframe_interval = keyframe_interval
         self.reuse_mode = reuse_mode
+        self.non_keyframe_scale = non_keyframe_scale
         self.association_threshold = association_threshold
         self.max_track_age = max_track_age
         self.adaptive_keyframes = adaptive_keyframes
@@ -149,6 +154,19 @@ class KernelTracker:
             raise ValueError(f"reuse_mode must be one of {REUSE_MODES}, got {value!r}")
         self._reuse_mode = value
 
+    @property
+    def non_keyframe_scale(self) -> float:
+        return self._non_keyframe_scale
+
+    @non_keyframe_scale.setter
+    def non_keyframe_scale(self, value: float) -> None:
+        if not 0.0 < float(value) <= 1.0:
+            raise ValueError(f"non_keyframe_scale must be in (0, 1], got {value}")
+        if float(value) < 1.0 and not self.engine.shallow_any_size():
+            raise ValueError("non_keyframe_scale < 1 needs shallow graphs that take any size (the shared-shape "
+                             "export), not a per-resolution export")
+        self._non_keyframe_scale = float(value)
+
     def reset(self) -> None:
         """Forget all tracks and cached features; the next frame is a keyframe, ids restart at 1."""
         self._tracks: list[_Track] = []
@@ -164,9 +182,11 @@ class KernelTracker:
         network outputs drop the frame (warning) and leave the tracker as it was."""
         clock = _Clock()
         prepared = self.engine.prepare(image)
+        reason = self._scheduled_reason(prepared)
+        if reason or self.non_keyframe_scale == 1.0:
+            _ = prepared.tensor  # letterboxed here, so that "preprocess" times it
         clock.lap("preprocess")
         try:
-            reason = self._scheduled_reason(prepared)
             if reason:
                 instances = self._keyframe(prepared, clock, reason)
             else:
@@ -244,11 +264,12 @@ class KernelTracker:
         return overlap
 
     def _non_keyframe(self, prepared: Prepared, clock: _Clock) -> tuple[list[TrackedInstance], str]:
-        x3 = self.engine.shallow(prepared)
+        x3 = self.engine.shallow_scaled(prepared, self.non_keyframe_scale)
+        own_x3 = self.non_keyframe_scale == 1.0  # else a keyframe computes its own, at full size
         trigger = self._feature_trigger(x3)  # before the mask decoder: a keyframe would redo it
         if trigger:
             clock.lap("backbone")
-            return self._keyframe(prepared, clock, trigger, x3), trigger
+            return self._keyframe(prepared, clock, trigger, x3 if own_x3 else None), trigger
         if not self._active:
             clock.lap("backbone")
             self._since_keyframe += 1
@@ -268,8 +289,8 @@ class KernelTracker:
         clock.lap("postprocess")
         trigger = self._mask_trigger(mness, cells)
         if trigger:
-            own = features if self.reuse_mode == "kernels" else None  # already this frame's full features
-            return self._keyframe(prepared, clock, trigger, features.x3, own), trigger
+            own = features if self.reuse_mode == "kernels" and own_x3 else None  # this frame's full features
+            return self._keyframe(prepared, clock, trigger, features.x3 if own_x3 else None, own), trigger
         masks = self.engine.to_image(logits, prepared.geometry)
         clock.lap("postprocess")
         instances = [TrackedInstance(t.track_id, t.class_id, t.query_score * float(mk), mask_bbox(m), m)
