@@ -396,5 +396,5 @@ class Engine:
         features = self.keyframe_features(prepared)
         det = self.detect(features, prepared.geometry)
         masks = self.to_image(det.mask_logits, prepared.geometry)
-        return [Instance(int(c), float(s), mask_bbox(m), m)
-                for c, s, m in zip(det.class_ids, det.scores, masks) if m.any()]
+        return [Instance(int(c), float(s), box, m)
+                for c, s, m, box in zip(det.class_ids, det.scores, masks, map(mask_bbox, masks)) if box[2]]

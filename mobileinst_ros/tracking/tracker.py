@@ -221,8 +221,8 @@ class KernelTracker:
         self._kf_features = features
         self._kf_descriptor = None  # computed when an adaptive check first needs it
         self._since_keyframe = 0
-        instances = [TrackedInstance(t.track_id, t.class_id, float(s), mask_bbox(m), m)
-                     for t, s, m in zip(active, det.scores, masks) if m.any()]
+        instances = [TrackedInstance(t.track_id, t.class_id, float(s), box, m)
+                     for t, s, m, box in zip(active, det.scores, masks, map(mask_bbox, masks)) if box[2]]
         clock.lap("tracking")
         return instances
 
@@ -293,8 +293,8 @@ class KernelTracker:
             return self._keyframe(prepared, clock, trigger, features.x3 if own_x3 else None, own), trigger
         masks = self.engine.to_image(logits, prepared.geometry)
         clock.lap("postprocess")
-        instances = [TrackedInstance(t.track_id, t.class_id, t.query_score * float(mk), mask_bbox(m), m)
-                     for t, mk, m in zip(self._active, mness, masks) if m.any()]
+        instances = [TrackedInstance(t.track_id, t.class_id, t.query_score * float(mk), box, m)
+                     for t, mk, m, box in zip(self._active, mness, masks, map(mask_bbox, masks)) if box[2]]
         self._since_keyframe += 1
         clock.lap("tracking")
         return instances, ""
