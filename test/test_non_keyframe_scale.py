@@ -96,3 +96,18 @@ def test_the_bench_times_scaled_non_keyframes_beside_full_ones(tmp_path):
     assert scaled["frames"] == 3 and scaled["keyframe_fraction"] == pytest.approx(1 / 3, abs=0.01)
     assert result["ratios"]["non_keyframe_over_keyframe_fp32_scaled"] > 0
     assert "non_keyframe_over_keyframe_fp32_scaled <= 0.35" in result["targets"]
+
+
+def test_a_per_resolution_export_cannot_shrink_non_keyframes(tmp_path):
+    import torch
+
+    from mobileinst_ros.export.export import export_model
+    from oracle_model import CLASSES, OracleModel
+
+    torch.set_num_threads(1)
+    export_model(OracleModel().eval(), CLASSES, tmp_path / "static", [SIZE], layout="per-resolution")
+    engine = Engine(tmp_path / "static")
+    assert not engine.shallow_any_size()
+    KernelTracker(engine, non_keyframe_scale=1.0)
+    with pytest.raises(ValueError, match="shallow graphs that take any size"):
+        KernelTracker(engine, non_keyframe_scale=0.75)
