@@ -5,7 +5,7 @@ AP, AP50, MOTA, HOTA, ID switches, phantoms per frame, track ids per true track,
 
     .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3]
         [--score-threshold 0.3] [-T 1,3] [--split-components 0,1] [--resolution WxH]
-        [--association-threshold 0.5] [--non-keyframe-scale 1,0.75] [--mask-threshold 0.5]
+        [--association-threshold 0.5] [--non-keyframe-scale 1,0.75] [--mask-threshold 0.5] [--max-instances 10]
 
 INPUT is what ``mobileinst-eval run --input`` takes (a bag with ground truth or a YouTube-VIS dataset).
 One JSON line per run on stdout.
@@ -52,18 +52,21 @@ def main() -> None:
     parser.add_argument("--association-threshold", type=_floats, default=[ASSOCIATION_THRESHOLD],
                         help="the tracker's keyframe matching threshold (mobileinst_node's association_threshold)")
     parser.add_argument("--mask-threshold", type=_floats, default=None, help="default: the model's")
+    parser.add_argument("--max-instances", type=lambda t: [int(x) for x in t.split(",")], default=None,
+                        help="default: the model's")
     parser.add_argument("--non-keyframe-scale", type=_floats, default=[1.0],
                         help="the tracker's non_keyframe_scale (shallow backbone of non-keyframes on a smaller image)")
     args = parser.parse_args()
     engine = Engine(args.model, threads=1, resolution=args.resolution)
     source = open_source(args.input, engine.class_names, IMAGE_TOPIC, GT_TOPIC, gt_required=True)
-    runs = [(t, s, d, p, a, n, m) for t in args.T for s in args.score_threshold or [engine.score_threshold]
+    runs = [(t, s, d, p, a, n, m, k) for t in args.T for s in args.score_threshold or [engine.score_threshold]
             for d in args.duplicate_iou for p in args.split_components or [engine.split_components]
             for a in args.association_threshold for n in args.non_keyframe_scale
-            for m in args.mask_threshold or [engine.mask_threshold]]
-    for interval, score, iou, split, association, scale, mask in runs:
+            for m in args.mask_threshold or [engine.mask_threshold]
+            for k in args.max_instances or [engine.max_instances]]
+    for interval, score, iou, split, association, scale, mask, most in runs:
         engine.score_threshold, engine.duplicate_iou, engine.split_components = score, iou, split
-        engine.mask_threshold = mask
+        engine.mask_threshold, engine.max_instances = mask, most
         tracker = KernelTracker(engine, keyframe_interval=interval, association_threshold=association,
                                 non_keyframe_scale=scale)
         run = run_offline(source, tracker, {}, progress=False)
@@ -72,7 +75,7 @@ def main() -> None:
         agreement = metrics.agreement_metrics(run)
         print(json.dumps({
             "T": interval, "score_threshold": score, "duplicate_iou": iou, "split_components": split,
-            "association_threshold": association, "non_keyframe_scale": scale, "mask_threshold": mask,
+            "association_threshold": association, "non_keyframe_scale": scale, "mask_threshold": mask, "max_instances": most,
             "AP": _pct(accuracy["AP"]),
             "AP50": _pct(accuracy["AP50"]),
             "per_class_AP50": {k: _pct(v) for k, v in accuracy["per_class_AP50"].items()},
