@@ -190,9 +190,8 @@ class MobileInstNode(LifecycleNode):
             reason = check_value(param.name, param.value, class_names)
             if reason is None and self._pipeline is not None and param.name not in LIVE:
                 reason = f"{param.name} is read at configure; deactivate and clean up the node to change it"
-            if reason is None and self._pipeline is not None and param.name == "non_keyframe_scale" \
-                    and param.value < 1.0 and not self._pipeline.engine.shallow_any_size():
-                reason = "non_keyframe_scale < 1 needs a model exported with shallow graphs of any size (shared layout)"
+            if reason is None and self._pipeline is not None and param.name == "non_keyframe_scale":
+                reason = self._pipeline.tracker.scale_refusal(param.value)
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)

@@ -282,10 +282,10 @@ class Engine:
         ``KernelTracker.non_keyframe_scale``). Needs a graph that takes any size (the shared-shape export)."""
         if scale >= 1.0:
             return self.shallow(prepared)
-        graph = self._graphs[prepared.resolution]["shallow"]
         size = self.scaled_resolution(prepared.resolution, scale)
-        geometry = make_geometry(prepared.geometry.image_size, size, self.resize)
-        x3 = graph.run(image=to_model_input(prepared.rgb, geometry, round(self.spec.mean), graph.image_channels))["x3"]
+        small = Prepared(prepared.rgb, make_geometry(prepared.geometry.image_size, size, self.resize),
+                         prepared.pad_value, prepared.channels)
+        x3 = self._graphs[prepared.resolution]["shallow"].run(image=small.tensor)["x3"]
         w, h = prepared.resolution
         stride = self.spec.mask_stride
         # cv2 resizes up to 512 channels at once in (h, w, C) layout, ~10x faster than per channel

@@ -160,12 +160,19 @@ class KernelTracker:
 
     @non_keyframe_scale.setter
     def non_keyframe_scale(self, value: float) -> None:
-        if not 0.0 < float(value) <= 1.0:
-            raise ValueError(f"non_keyframe_scale must be in (0, 1], got {value}")
-        if float(value) < 1.0 and not self.engine.shallow_any_size():
-            raise ValueError("non_keyframe_scale < 1 needs shallow graphs that take any size (the shared-shape "
-                             "export), not a per-resolution export")
+        reason = self.scale_refusal(value)
+        if reason:
+            raise ValueError(reason)
         self._non_keyframe_scale = float(value)
+
+    def scale_refusal(self, value: float) -> str | None:
+        """Why ``non_keyframe_scale`` cannot be ``value`` with this engine's graphs (None: it can)."""
+        if not 0.0 < float(value) <= 1.0:
+            return f"non_keyframe_scale must be in (0, 1], got {value}"
+        if float(value) < 1.0 and not self.engine.shallow_any_size():
+            return ("non_keyframe_scale < 1 needs shallow graphs that take any size (the shared-shape export), "
+                    "not a per-resolution export")
+        return None
 
     def reset(self) -> None:
         """Forget all tracks and cached features; the next frame is a keyframe, ids restart at 1."""
