@@ -73,13 +73,13 @@ def test_feature_reuse_uses_frame_t_deep_features_and_shared_ids(step):
     first = box_target([1, 2])
     second = box_target([2, 7], offset=2)  # id 2 is in both frames, id 1 left, id 7 is new
     indices = [(torch.tensor([3, 5]), torch.tensor([0, 1]))]  # frame t: query 3 -> id 1, query 5 -> id 2
-    loss = step._reuse_loss(out, step.reused_mask_features(out, images), [[first, second]], indices)
+    loss = step._reuse_loss(out, step.reused_mask_features(out, 1), [[first, second]], indices)
     loss.backward()
     assert loss > 0
     assert images.grad[0, 0].abs().sum() > 0  # X4/X5/X6 and kernels of frame t
     assert images.grad[0, 1].abs().sum() > 0  # X3 of frame t+d
 
-    reused = step.reused_mask_features(out, images)
+    reused = step.reused_mask_features(out, 1)
     direct = step.model.mask_decoder(*(f[1:2] for f in out["features"]))
     assert reused.shape == direct.shape and not torch.allclose(reused, direct, atol=1e-5)
 
@@ -100,30 +100,3 @@ def test_train_step_reports_every_loss(step):
         assert torch.isfinite(with_reuse[key])
     assert with_reuse["reuse"] > 0 and without["reuse"] == 0
     assert with_reuse["temporal"] > 0 and with_reuse["temporal"] != with_reuse["main"]
-
-
-def test_scaled_reuse_takes_x3_from_the_shrunk_second_frame(step):
-    images = frames()
-    out = step.model(images.flatten(0, 1))
-    x3 = step.scaled_x3(images[:, 1], 0.75, (8, 8))
-    # by hand: 64 px * 0.75 = 48 px -> a 6x6 grid, upsampled to 8x8
-    small = torch.nn.functional.interpolate(images[:, 1], size=(48, 48), mode="bilinear", align_corners=False)
-    by_hand = torch.nn.functional.interpolate(step.model.backbone.forward_shallow(small), size=(8, 8),
-                                              mode="bilinear", align_corners=False)
-    assert torch.equal(x3, by_hand)
-    full_x3 = out["features"][0][1:2]
-    assert x3.shape == full_x3.shape and (x3 - full_x3).abs().max() > 0.1 * full_x3.abs().max()
-
-    scaled = step.reused_mask_features(out, images, 0.75)
-    x4, x5, x6 = (f[0:1] for f in out["features"][1:])
-    assert torch.equal(scaled, step.model.mask_decoder(x3, x4, x5, x6))
-    scaled.abs().sum().backward()
-    assert images.grad[0, 1].abs().sum() > 0  # the shrunk frame t+d is trained through
-
-
-def test_reuse_scales_are_checked():
-    model = build_model({"backbone": {"pretrained": False}, "instance_decoder": {"num_queries": 8}}, 2)
-    with pytest.raises(ValueError, match="reuse_scales"):
-        TrainStep(model, SetCriterion(HungarianMatcher()), reuse_scales=(0.75, 1.5))
-    with pytest.raises(ValueError, match="reuse_scales"):
-        TrainStep(model, SetCriterion(HungarianMatcher()), reuse_scales=())

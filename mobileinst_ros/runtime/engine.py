@@ -30,7 +30,7 @@ from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, ModelLoadE
                                               load_spec, parse_resolution)
 from mobileinst_ros.runtime.postprocess import (mask_logits, mask_stats, masks_to_image, not_duplicates, query_scores,
                                                 rank, restrict, split_components)
-from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, scaled_size, to_model_input
+from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
 
@@ -269,7 +269,8 @@ class Engine:
 
     def scaled_resolution(self, resolution: tuple[int, int], scale: float) -> tuple[int, int]:
         """``resolution`` (w, h) times ``scale``, each side rounded to the mask stride (at least one cell)."""
-        return scaled_size(resolution, scale, self.spec.mask_stride)
+        stride = self.spec.mask_stride
+        return tuple(max(stride, int(round(side * scale / stride)) * stride) for side in resolution)
 
     def shallow_any_size(self) -> bool:
         """Whether every loaded shallow graph runs at any input size (what ``shallow_scaled`` needs)."""

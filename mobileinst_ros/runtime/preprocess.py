@@ -71,12 +71,6 @@ def make_geometry(image_size: tuple[int, int], input_size: tuple[int, int], mode
     raise ValueError(f"resize mode must be 'letterbox' or 'stretch', got {mode!r}")
 
 
-def scaled_size(size: tuple[int, int], scale: float, stride: int) -> tuple[int, int]:
-    """``size`` (w, h) times ``scale``, each side rounded to a multiple of ``stride`` (at least one cell): the
-    input of a shrunk non-keyframe, at run time (``Engine.shallow_scaled``) and in training (``reuse_scales``)."""
-    return tuple(max(stride, int(round(side * scale / stride)) * stride) for side in size)
-
-
 def resize_to_content(rgb: np.ndarray, geometry: Geometry) -> np.ndarray:
     """The image at ``geometry``'s content size (unchanged when it already is)."""
     cw, ch = geometry.content_size

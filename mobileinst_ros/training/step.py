@@ -7,9 +7,7 @@ Losses (each a weighted sum of class / dice / mask BCE / objectness from ``SetCr
   with t+d's targets (temporal query passing, MobileInst's training for kernel reuse);
 - ``reuse`` (with probability ``feature_reuse_prob``): frame t+d's mask features computed from its
   own X3 but frame t's X4/X5/X6, masked with frame t's kernels, supervised with t+d's masks of the
-  same instance ids: what a non-keyframe does at run time. Each such step draws a scale from
-  ``reuse_scales``: below 1, t+d's X3 comes from its image shrunk by that scale, upsampled back to the
-  stride-8 grid, as a non-keyframe computes it with ``non_keyframe_scale`` (``Engine.shallow_scaled``).
+  same instance ids: what a non-keyframe does at run time.
 
 The module wraps model + criterion so that DistributedDataParallel sees one ``forward``. With
 ``autocast_dtype`` (bfloat16 on a CPU with AMX/AVX512-BF16) the network runs under autocast; the
@@ -20,13 +18,11 @@ from __future__ import annotations
 import contextlib
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.autograd.profiler import record_function
 
 from ..model.criterion import SetCriterion
 from ..model.mobileinst import MobileInst, compute_masks
-from ..runtime.preprocess import scaled_size
 
 __all__ = ["TrainStep"]
 
@@ -34,14 +30,11 @@ __all__ = ["TrainStep"]
 class TrainStep(nn.Module):
     def __init__(self, model: MobileInst, criterion: SetCriterion, aux_weight: float = 1.0,
                  temporal_weight: float = 1.0, reuse_weight: float = 1.0, feature_reuse_prob: float = 0.5,
-                 reuse_scales: tuple[float, ...] = (1.0,), autocast_dtype: torch.dtype | None = None):
+                 autocast_dtype: torch.dtype | None = None):
         super().__init__()
         self.model, self.criterion = model, criterion
         self.aux_weight, self.temporal_weight, self.reuse_weight = aux_weight, temporal_weight, reuse_weight
         self.feature_reuse_prob = feature_reuse_prob
-        if not reuse_scales or not all(0.0 < s <= 1.0 for s in reuse_scales):
-            raise ValueError(f"loss.reuse_scales must be scales in (0, 1], got {list(reuse_scales)}")
-        self.reuse_scales = tuple(float(s) for s in reuse_scales)
         self.autocast_dtype = autocast_dtype
 
     def _network(self, device: torch.device) -> contextlib.AbstractContextManager:
@@ -60,7 +53,7 @@ class TrainStep(nn.Module):
         with record_function("network"), self._network(images.device):
             out = self.model(images.flatten(0, 1))
             passed = self.passed_predictions(out, b)
-            reused = self.reused_mask_features(out, images, self._draw_reuse_scale()) if reuse else None
+            reused = self.reused_mask_features(out, b) if reuse else None
         with record_function("losses"):
             main, indices = self.criterion(out, flat_targets)
             aux = sum((self.criterion(a, flat_targets)[0]["total"] for a in out["aux"]), torch.zeros(()))
@@ -83,26 +76,10 @@ class TrainStep(nn.Module):
         passed["masks"] = compute_masks(passed["kernels"], mask_features)
         return passed
 
-    def _draw_reuse_scale(self) -> float:
-        return self.reuse_scales[int(torch.randint(len(self.reuse_scales), ()))]
-
-    def reused_mask_features(self, out: dict, images: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        """Frame t+d's mask features from its own X3 (from its image shrunk by ``scale`` when below 1) and
-        frame t's X4/X5/X6. ``images``[B,2,3,H,W] -> [B,K,H/8,W/8]."""
-        b = images.shape[0]
+    def reused_mask_features(self, out: dict, b: int) -> torch.Tensor:
+        """Frame t+d's mask features from its own X3 and frame t's X4/X5/X6: [B,K,H/8,W/8]."""
         x3, x4, x5, x6 = (f.unflatten(0, (b, 2)) for f in out["features"])
-        later = x3[:, 1] if scale >= 1.0 else self.scaled_x3(images[:, 1], scale, x3.shape[-2:])
-        return self.model.mask_decoder(later, x4[:, 0], x5[:, 0], x6[:, 0])
-
-    def scaled_x3(self, images: torch.Tensor, scale: float, grid: torch.Size) -> torch.Tensor:
-        """X3 of ``images``[B,3,H,W] shrunk by ``scale``, upsampled bilinearly to ``grid`` (H/8, W/8)."""
-        h, w = images.shape[-2:]
-        stride = h // grid[0]
-        sw, sh = scaled_size((w, h), scale, stride)
-        # bilinear without antialiasing, as the runtime's letterbox (cv2 INTER_LINEAR)
-        small = F.interpolate(images, size=(sh, sw), mode="bilinear", align_corners=False)
-        x3 = self.model.backbone.forward_shallow(small)
-        return F.interpolate(x3, size=tuple(grid), mode="bilinear", align_corners=False)
+        return self.model.mask_decoder(x3[:, 1], x4[:, 0], x5[:, 0], x6[:, 0])
 
     def _reuse_loss(self, out: dict, reused: torch.Tensor, targets: list[list[dict]],
                     first_indices: list) -> torch.Tensor:

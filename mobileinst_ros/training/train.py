@@ -72,7 +72,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "temporal_weight": 1.0,
         "reuse_weight": 1.0,
         "feature_reuse_prob": 0.5,
-        "reuse_scales": [1.0],
     },
     "train": {
         "steps": 1000,
@@ -388,7 +387,7 @@ def build_trainer(cfg: dict, rank: int = 0, world: int = 1, local_rank: int = 0)
     criterion = SetCriterion(matcher, lcfg["weights"], lcfg["focal_alpha"], lcfg["focal_gamma"],
                              lcfg["mask_loss_stride"], lcfg["mask_points"], lcfg["objectness_negatives"])
     step_module = TrainStep(model, criterion, lcfg["aux_weight"], lcfg["temporal_weight"], lcfg["reuse_weight"],
-                            lcfg["feature_reuse_prob"], lcfg["reuse_scales"], autocast_dtype=_autocast_dtype(tcfg["precision"]))
+                            lcfg["feature_reuse_prob"], autocast_dtype=_autocast_dtype(tcfg["precision"]))
     frozen = freeze_backbone_prefix(model, int(tcfg["freeze_backbone_blocks"]), cfg["model"])
     frozen_dtype = _autocast_dtype(tcfg["frozen_precision"], "train.frozen_precision")
     if frozen_dtype is not None and frozen is None:
