@@ -13,6 +13,7 @@ One JSON line per run on stdout.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 
 from mobileinst_ros.data.bags import GT_TOPIC, IMAGE_TOPIC
@@ -23,6 +24,10 @@ from mobileinst_ros.evaluation.sources import open_source
 from mobileinst_ros.runtime.engine import Engine
 from mobileinst_ros.tracking.tracker import ASSOCIATION_THRESHOLD, KernelTracker
 from mobileinst_ros.training.validation import frame_mask_stats
+
+
+ENGINE_SETTINGS = ("score_threshold", "duplicate_iou", "split_components", "mask_threshold", "max_instances")
+TRACKER_SETTINGS = ("keyframe_interval", "association_threshold", "non_keyframe_scale")
 
 
 def _pct(value: float) -> float:
@@ -59,23 +64,26 @@ def main() -> None:
     args = parser.parse_args()
     engine = Engine(args.model, threads=1, resolution=args.resolution)
     source = open_source(args.input, engine.class_names, IMAGE_TOPIC, GT_TOPIC, gt_required=True)
-    runs = [(t, s, d, p, a, n, m, k) for t in args.T for s in args.score_threshold or [engine.score_threshold]
-            for d in args.duplicate_iou for p in args.split_components or [engine.split_components]
-            for a in args.association_threshold for n in args.non_keyframe_scale
-            for m in args.mask_threshold or [engine.mask_threshold]
-            for k in args.max_instances or [engine.max_instances]]
-    for interval, score, iou, split, association, scale, mask, most in runs:
-        engine.score_threshold, engine.duplicate_iou, engine.split_components = score, iou, split
-        engine.mask_threshold, engine.max_instances = mask, most
-        tracker = KernelTracker(engine, keyframe_interval=interval, association_threshold=association,
-                                non_keyframe_scale=scale)
+    grid = {"keyframe_interval": args.T,
+            "score_threshold": args.score_threshold or [engine.score_threshold],
+            "duplicate_iou": args.duplicate_iou,
+            "split_components": args.split_components or [engine.split_components],
+            "association_threshold": args.association_threshold,
+            "non_keyframe_scale": args.non_keyframe_scale,
+            "mask_threshold": args.mask_threshold or [engine.mask_threshold],
+            "max_instances": args.max_instances or [engine.max_instances]}
+    for values in itertools.product(*grid.values()):
+        setting = dict(zip(grid, values))
+        for name in ENGINE_SETTINGS:
+            setattr(engine, name, setting[name])
+        tracker = KernelTracker(engine, **{name: setting[name] for name in TRACKER_SETTINGS})
         run = run_offline(source, tracker, {}, progress=False)
         accuracy = metrics.vis_metrics(run)
         tracking = metrics.tracking_metrics(run)["overall"]
         agreement = metrics.agreement_metrics(run)
+        interval = setting.pop("keyframe_interval")
         print(json.dumps({
-            "T": interval, "score_threshold": score, "duplicate_iou": iou, "split_components": split,
-            "association_threshold": association, "non_keyframe_scale": scale, "mask_threshold": mask, "max_instances": most,
+            "T": interval, **setting,
             "AP": _pct(accuracy["AP"]),
             "AP50": _pct(accuracy["AP50"]),
             "per_class_AP50": {k: _pct(v) for k, v in accuracy["per_class_AP50"].items()},
