@@ -31,12 +31,16 @@ def test_validation_ap_equals_mobileinst_eval_ap(tmp_path):
     ours = validate(model, dataset, val)
     assert ours["AP"] > 0.05, ours  # a model that finds something: the equality below means something
 
-    export_model(model.eval(), dataset.classes, tmp_path / "model", [(96, 96)],
-                 defaults={"score_threshold": 0.05, "mask_threshold": 0.5, "max_instances": 5})
-    out = tmp_path / "eval"
-    assert eval_main(["run", "--model", str(tmp_path / "model"), "--input", str(data.parent), "--out", str(out),
-                      "-T", "2", "--video-frames", "0", "--quiet"]) == 0
-    theirs = json.loads((out / "metrics.json").read_text())
-    assert ours["AP"] == pytest.approx(theirs["accuracy"]["AP"], abs=1e-3)
-    assert ours["AP50"] == pytest.approx(theirs["accuracy"]["AP50"], abs=1e-3)
-    assert ours["MOTA"] == pytest.approx(theirs["tracking"]["overall"]["MOTA"], abs=1e-3)
+    # split_components is a validation key too (config/train/real.yaml validates as the model is exported)
+    for split in (False, True):
+        ours = validate(model, dataset, {**val, "split_components": split})
+        model_dir, out = tmp_path / f"model_{split}", tmp_path / f"eval_{split}"
+        export_model(model.eval(), dataset.classes, model_dir, [(96, 96)],
+                     defaults={"score_threshold": 0.05, "mask_threshold": 0.5, "max_instances": 5,
+                               "split_components": split})
+        assert eval_main(["run", "--model", str(model_dir), "--input", str(data.parent), "--out", str(out),
+                          "-T", "2", "--video-frames", "0", "--quiet"]) == 0
+        theirs = json.loads((out / "metrics.json").read_text())
+        assert ours["AP"] == pytest.approx(theirs["accuracy"]["AP"], abs=1e-3)
+        assert ours["AP50"] == pytest.approx(theirs["accuracy"]["AP50"], abs=1e-3)
+        assert ours["MOTA"] == pytest.approx(theirs["tracking"]["overall"]["MOTA"], abs=1e-3)

@@ -50,7 +50,8 @@ class TorchEngine(Engine):
     def __init__(self, model: MobileInst, class_names: list[str], resolutions: list[tuple[int, int]],
                  threads: int | None = None, score_threshold: float | None = None,
                  mask_threshold: float | None = None, max_instances: int | None = None,
-                 duplicate_iou: float | None = None, resize: str | None = None) -> None:
+                 duplicate_iou: float | None = None, split_components: bool | None = None,
+                 resize: str | None = None) -> None:
         self.model = model.eval()
         self._torch_graphs = {role: _TorchGraph(module, role) for role, module in _wrappers(model).items()}
         decoder = model.instance_decoder
@@ -62,7 +63,7 @@ class TorchEngine(Engine):
                          location_terms=location_terms)
         super().__init__(spec, threads=threads or torch.get_num_threads(), score_threshold=score_threshold,
                          mask_threshold=mask_threshold, max_instances=max_instances, duplicate_iou=duplicate_iou,
-                         resize=resize)
+                         split_components=split_components, resize=resize)
 
     def _load_graphs(self, resolution: tuple[int, int], precision: str) -> dict[str, _TorchGraph]:
         return self._torch_graphs

@@ -101,6 +101,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "max_instances": 10,
         "mask_threshold": 0.5,
         "duplicate_iou": 0.5,
+        "split_components": False,
         "association_threshold": 0.5,
     },
 }

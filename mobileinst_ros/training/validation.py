@@ -92,12 +92,12 @@ def duplicate_rate(run: RunRecord, iou: float = 0.5) -> float:
 def validate(model: MobileInst, dataset: VideoDataset, cfg: dict[str, Any]) -> dict[str, Any]:
     """Track AP & co. of ``model`` on ``dataset`` through the robot's inference path. ``cfg`` is the
     training config's ``val`` section: input_size [h, w], max_videos, keyframe_interval,
-    score_threshold, mask_threshold, max_instances, duplicate_iou, association_threshold. The model is
-    left in eval mode."""
+    score_threshold, mask_threshold, max_instances, duplicate_iou, split_components, association_threshold.
+    The model is left in eval mode."""
     height, width = cfg["input_size"]
     engine = TorchEngine(model, dataset.classes, [(width, height)], score_threshold=cfg["score_threshold"],
                          mask_threshold=cfg["mask_threshold"], max_instances=cfg["max_instances"],
-                         duplicate_iou=cfg.get("duplicate_iou"))
+                         duplicate_iou=cfg.get("duplicate_iou"), split_components=cfg.get("split_components"))
     tracker = KernelTracker(engine, keyframe_interval=cfg["keyframe_interval"],
                             association_threshold=cfg["association_threshold"])
     source = validation_source(dataset, cfg["max_videos"])
