@@ -18,6 +18,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from mobileinst_ros.data.bags import GT_TOPIC, IMAGE_TOPIC
+from mobileinst_ros.evaluation.metrics import mask_ious
 from mobileinst_ros.evaluation.offline import run_offline
 from mobileinst_ros.evaluation.records import RunRecord
 from mobileinst_ros.evaluation.sources import open_source
@@ -25,14 +26,14 @@ from mobileinst_ros.runtime.engine import Engine
 from mobileinst_ros.tracking.tracker import KernelTracker
 
 
-def _overlaps(predictions: list, labelled: list, match: str) -> np.ndarray:
-    """IoU [predictions, labelled] of masks or of their boxes."""
-    if not predictions or not labelled:
-        return np.zeros((len(predictions), len(labelled)))
-    if match == "box":
-        boxes = [[mask_utils.toBbox(d.rle).tolist() for d in group] for group in (predictions, labelled)]
-        return np.asarray(mask_utils.iou(boxes[0], boxes[1], [0] * len(labelled)))
-    return np.asarray(mask_utils.iou([d.rle for d in predictions], [d.rle for d in labelled], [0] * len(labelled)))
+def _overlaps(labelled: list, predictions: list, match: str) -> np.ndarray:
+    """IoU [labelled, predictions] of masks or of their boxes."""
+    if match == "mask":
+        return mask_ious(labelled, predictions)
+    if not labelled or not predictions:
+        return np.zeros((len(labelled), len(predictions)))
+    boxes = [[mask_utils.toBbox(d.rle).tolist() for d in group] for group in (labelled, predictions)]
+    return np.asarray(mask_utils.iou(boxes[0], boxes[1], [0] * len(predictions)))
 
 
 def recall_by_height(run: RunRecord, class_id: int, bins: list[float], match: str) -> dict:
@@ -44,11 +45,11 @@ def recall_by_height(run: RunRecord, class_id: int, bins: list[float], match: st
                 continue
             labelled = [d for d in frame.ground_truth if d.class_id == class_id]
             predictions = [d for d in frame.predictions or [] if d.class_id == class_id]
-            iou = _overlaps(predictions, labelled, match)
+            iou = _overlaps(labelled, predictions, match)
             claimed: set[int] = set()
             for j, obj in enumerate(labelled):
                 heights.append(mask_utils.toBbox(obj.rle)[3])
-                best = next((int(i) for i in np.argsort(-iou[:, j]) if int(i) not in claimed and iou[i, j] >= 0.5), None)
+                best = next((int(i) for i in np.argsort(-iou[j]) if int(i) not in claimed and iou[j, i] >= 0.5), None)
                 found.append(best is not None)
                 if best is not None:
                     claimed.add(best)

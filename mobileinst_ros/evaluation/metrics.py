@@ -16,8 +16,8 @@ from trackeval.metrics import CLEAR, HOTA, Identity
 
 from mobileinst_ros.evaluation.records import Detection, RunRecord, SequenceRecord
 
-__all__ = ["PHANTOM_IOU", "agreement_metrics", "drop_stats", "latency_stats", "percentiles", "tracking_metrics",
-           "vis_inputs", "vis_metrics"]
+__all__ = ["PHANTOM_IOU", "agreement_metrics", "drop_stats", "latency_stats", "mask_ious", "percentiles",
+           "tracking_metrics", "vis_inputs", "vis_metrics"]
 
 _QUIET = {"PRINT_CONFIG": False}
 
@@ -26,7 +26,7 @@ def _metric_classes() -> list:
     return [HOTA(), CLEAR(dict(_QUIET, THRESHOLD=0.5)), Identity(dict(_QUIET, THRESHOLD=0.5))]
 
 
-def _ious(gt: list[Detection], pred: list[Detection]) -> np.ndarray:
+def mask_ious(gt: list[Detection], pred: list[Detection]) -> np.ndarray:
     """Mask IoU matrix (len(gt), len(pred))."""
     if not gt or not pred:
         return np.zeros((len(gt), len(pred)))
@@ -44,7 +44,7 @@ def _sequence_data(sequence: SequenceRecord, class_id: int) -> dict | None:
         pred = [d for d in frame.predictions or [] if d.class_id == class_id]
         gt_ids.append([d.track_id for d in gt])
         tr_ids.append([d.track_id for d in pred])
-        sims.append(_ious(gt, pred))
+        sims.append(mask_ious(gt, pred))
     gt_unique = sorted({i for ids in gt_ids for i in ids})
     tr_unique = sorted({i for ids in tr_ids for i in ids})
     if not gt_unique and not tr_unique:
@@ -127,7 +127,7 @@ def agreement_metrics(run: RunRecord, match_iou: float = 0.5) -> dict:
             gt, pred = frame.ground_truth, frame.predictions or []
             for d in gt:
                 gt_class[(s, d.track_id)] = d.class_id
-            ious = _ious(gt, pred)
+            ious = mask_ious(gt, pred)
             phantoms += int((ious.max(axis=0, initial=0.0) < PHANTOM_IOU).sum()) if pred else 0
             rows, cols = linear_sum_assignment(-ious) if ious.size else ((), ())
             for r, c in zip(rows, cols):
