@@ -40,10 +40,28 @@ def labelled(tmp_path: Path) -> Path:
     return out
 
 
-def _paste_cmd(labelled: Path, out: Path, seed: int = 3) -> int:
+def _paste_cmd(labelled: Path, out: Path, seed: int = 3, *extra: str) -> int:
     return main(["paste", "--objects", str(labelled), "--backgrounds", str(labelled), "--out", str(out),
                  "--videos", "3", "--frames", "6", "--width", "96", "--height", "72", "--objects-per-video", "2-2",
-                 "--min-object-area", "100", "--seed", str(seed), "--quiet"])
+                 "--min-object-area", "100", "--seed", str(seed), "--quiet", *extra])
+
+
+def _pasted_heights(out: Path) -> np.ndarray:
+    data = json.loads((out / "annotations.json").read_text())
+    return np.array([b[3] for a in data["annotations"] if a["mask_method"] == "paste" for b in a["bboxes"] if b])
+
+
+def test_object_scale_sets_the_pasted_sizes(labelled: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Longer side of a pasted object = a fraction of the frame's height (72 px here), within --object-scale
+    (and the clip's slow growth); a range that is not MIN-MAX stops with the flag named, nothing written."""
+    assert _paste_cmd(labelled, tmp_path / "small", 3, "--object-scale", "0.1-0.15") == 0
+    assert _paste_cmd(labelled, tmp_path / "large", 3, "--object-scale", "0.5-0.6") == 0
+    small, large = _pasted_heights(tmp_path / "small"), _pasted_heights(tmp_path / "large")
+    assert len(small) and len(large)
+    assert small.max() <= 0.15 * 72 * 1.2 + 1 and large.max() > 0.4 * 72 and np.median(small) < np.median(large) / 2
+    capsys.readouterr()
+    assert _paste_cmd(labelled, tmp_path / "bad", 3, "--object-scale", "0.6-0.2") == 2
+    assert "--object-scale must be MIN-MAX" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_pasted_videos_move_and_are_deterministic(labelled: Path, tmp_path: Path) -> None:

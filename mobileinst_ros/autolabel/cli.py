@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, default in (("videos", 100), ("frames", 12), ("width", 384), ("height", 288)):
         paste.add_argument(f"--{name}", type=int, default=default, help=f"default: {default}")
     paste.add_argument("--objects-per-video", default="1-4", help="MIN-MAX pasted objects (default: %(default)s)")
+    paste.add_argument("--object-scale", default=f"{PasteOptions.scale_min:g}-{PasteOptions.scale_max:g}",
+                       help="MIN-MAX longer side of a pasted object as a fraction of the frame's height; "
+                            "match the sizes your camera sees (default: %(default)s)")
     paste.add_argument("--min-object-area", type=int, default=PasteOptions.min_object_area,
                        help="least mask pixels of a cut-out (default: %(default)s)")
 
@@ -166,16 +169,26 @@ def _methods(dataset_dir: Path) -> dict[int, list]:
     return {a["id"]: a.get("mask_methods") or [] for a in data.get("annotations") or []}
 
 
-def _paste(args: argparse.Namespace) -> dict:
+def _min_max(text: str, flag: str, kind: type) -> tuple:
+    """'MIN-MAX' -> (MIN, MAX) of ``kind``, MIN <= MAX; a clear error naming ``flag`` otherwise."""
     try:
-        low, high = (int(v) for v in args.objects_per_video.split("-"))
+        low, high = (kind(v) for v in text.split("-"))
     except ValueError:
-        raise ValueError(f"--objects-per-video must be MIN-MAX, got {args.objects_per_video!r}") from None
+        raise ValueError(f"{flag} must be MIN-MAX, got {text!r}") from None
+    if not 0 <= low <= high:
+        raise ValueError(f"{flag} must be MIN-MAX with 0 <= MIN <= MAX, got {text!r}")
+    return low, high
+
+
+def _paste(args: argparse.Namespace) -> dict:
+    low, high = _min_max(args.objects_per_video, "--objects-per-video", int)
+    scale_min, scale_max = _min_max(args.object_scale, "--object-scale", float)
     objects = [load_ytvis(p, preload=False) for p in args.objects]
     backgrounds = [load_ytvis(p, require_annotations=False, preload=False) for p in args.backgrounds]
     classes = _classes(args.classes) or list(dict.fromkeys(c for d in objects for c in d.classes))
     options = PasteOptions(videos=args.videos, frames=args.frames, width=args.width, height=args.height,
-                           objects_min=low, objects_max=high, min_object_area=args.min_object_area, seed=args.seed)
+                           objects_min=low, objects_max=high, min_object_area=args.min_object_area,
+                           scale_min=scale_min, scale_max=scale_max, seed=args.seed)
     info = _info("mobileinst-autolabel paste: copy-paste augmentation (pasted masks exact)",
                  objects=[str(p) for p in args.objects], backgrounds=[str(p) for p in args.backgrounds],
                  options=vars(options),
