@@ -37,11 +37,15 @@ def test_train_validate_checkpoint_and_resume(tmp_path, caplog):
     assert len(val) == 1 and 0.0 <= val[0]["AP"] <= 1.0 and set(val[0]["per_class"]) == {"red", "green"}
     last = torch.load(run / "last.pt", weights_only=False)
     assert last["step"] == 2 and "optimizer" in last and last["classes"] == ["red", "green"]
+    # a checkpoint validated at its own step carries that AP, beside the run's best so far (the model card's)
+    assert last["val_ap"] == val[0]["AP"] == last["best_ap"]
 
     assert main(["--config", str(cfg), "--steps", "3"]) == 0  # resumes from last.pt
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps.count(3) >= 1 and steps.count(1) == 1  # step 1 is not trained twice
-    assert torch.load(run / "final.pt", weights_only=False)["step"] == 3
+    final = torch.load(run / "final.pt", weights_only=False)
+    val3 = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final["step"] == 3 and val3["type"] == "val" and final["val_ap"] == val3["AP"]  # the last step validates
 
 
 def test_errors_are_one_line(tmp_path, capsys):

@@ -312,8 +312,10 @@ def _training_lines(info: dict) -> list[str]:
         return []
     lines = [f"- training: seed {cfg.get('seed')}, {train.get('steps')} steps of {train.get('batch_size')} clip pairs "
              f"per process, crops {(cfg.get('data') or {}).get('crop_size')}, lr {train.get('lr')}"]
+    if "val_ap" in info:
+        lines.append(f"- validation AP of this checkpoint: {100 * info['val_ap']:.1f}")
     if info.get("best_ap", -1.0) >= 0:
-        lines.append(f"- validation AP during training (the best checkpoint's): {100 * info['best_ap']:.1f}")
+        lines.append(f"- the run's best validation AP up to this checkpoint: {100 * info['best_ap']:.1f}")
     return lines
 
 
