@@ -16,6 +16,7 @@ and ``infer(image)`` for a single image (a keyframe without tracking).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -106,16 +107,26 @@ def _check_finite(outputs: dict[str, np.ndarray], graph: str) -> None:
             raise NonFiniteOutputError(f"{graph} produced NaN/inf in {name!r}")
 
 
-class _Graph:
-    """One onnxruntime session with its checked tensor names."""
+# Graphs of the shared (any-size) export that run faster in a session of their own per input size: with the sizes
+# fixed, onnxruntime folds the export's run-time size arithmetic and plans the buffers once. One core, 640x480,
+# the default model (docs/performance.md): mask decoder -12% (FP32 and INT8), its reuse part -11 to -16%, deep -1 to
+# -3%; the shallow graph gains nothing and the instance decoder runs 5% slower, so they keep the any-size session.
+_SIZE_FIXED_ROLES = frozenset({"deep", "mask_decoder", "mask_decoder_reuse"})
 
-    def __init__(self, path: Path, role: str, options: ort.SessionOptions) -> None:
+
+class _Graph:
+    """One onnxruntime session with its checked tensor names (and, for ``_SIZE_FIXED_ROLES``, one session per
+    input size, made on that size's first run)."""
+
+    def __init__(self, path: Path, role: str, options: Callable[[], ort.SessionOptions]) -> None:
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options(), providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises several unrelated types for unreadable files
             raise ModelLoadError(f"{path}: cannot load as ONNX ({role} graph): {str(err).strip()}") from None
         self.path, self.role = path, role
         self.inputs, self.outputs = GRAPH_IO[role]
+        self._options = options
+        self._sized: dict[tuple, ort.InferenceSession] = {}
 
     def check_signature(self, shapes: dict) -> None:
         """ModelLoadError unless the graph's tensor names and shapes fit ``shapes`` (name -> shape)."""
@@ -146,8 +157,24 @@ class _Graph:
         """Whether the first input's height and width are symbolic (the shared-shape export)."""
         return not any(isinstance(d, int) for d in self.session.get_inputs()[0].shape[1:3])
 
+    def _session_for(self, feeds: dict[str, np.ndarray]) -> ort.InferenceSession:
+        """The session for these feeds' sizes: the file's own where its sizes are fixed already or fixing
+        them does not pay."""
+        inputs = self.session.get_inputs()
+        if self.role not in _SIZE_FIXED_ROLES or not any(isinstance(d, str) for i in inputs for d in i.shape):
+            return self.session
+        key = tuple(feeds[i.name].shape for i in inputs)
+        if key not in self._sized:
+            options = self._options()
+            for tensor in inputs:
+                for dim, size in zip(tensor.shape, feeds[tensor.name].shape):
+                    if isinstance(dim, str):
+                        options.add_free_dimension_override_by_name(dim, size)
+            self._sized[key] = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        return self._sized[key]
+
     def run(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(list(self.outputs), feeds)
+        values = self._session_for(feeds).run(list(self.outputs), feeds)
         outputs = dict(zip(self.outputs, values))
         _check_finite(outputs, f"{self.path.name} ({self.role})")
         return outputs
@@ -184,7 +211,7 @@ class Engine:
         # 3 x 128 x 4800 matmul on a busy 2-core machine (process-wide, like cv2.setNumThreads)
         threadpool_limits(limits=threads, user_api="blas")
         self.resolutions = self._choose_resolutions(resolution)
-        self._options = self._session_options(threads)
+        self._options = lambda: self._session_options(threads)
         self._sessions: dict[Path, _Graph] = {}  # one session per file, shared by resolutions
         self._graphs = {res: self._load_graphs(res, precision) for res in self.resolutions}
 
