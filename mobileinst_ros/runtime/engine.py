@@ -157,10 +157,14 @@ class _Graph:
         """Whether the first input's height and width are symbolic (the shared-shape export)."""
         return not any(isinstance(d, int) for d in self.session.get_inputs()[0].shape[1:3])
 
+    @cached_property  # asked on every run: ask onnxruntime once
+    def _input_args(self) -> list:
+        return self.session.get_inputs()
+
     def _session_for(self, feeds: dict[str, np.ndarray]) -> ort.InferenceSession:
         """The session for these feeds' sizes: the file's own where its sizes are fixed already or fixing
         them does not pay."""
-        inputs = self.session.get_inputs()
+        inputs = self._input_args
         if self.role not in _SIZE_FIXED_ROLES or not any(isinstance(d, str) for i in inputs for d in i.shape):
             return self.session
         key = tuple(feeds[i.name].shape for i in inputs)
