@@ -157,15 +157,19 @@ class _Graph:
         """Whether the first input's height and width are symbolic (the shared-shape export)."""
         return not any(isinstance(d, int) for d in self.session.get_inputs()[0].shape[1:3])
 
-    @cached_property  # asked on every run: ask onnxruntime once
-    def _input_args(self) -> list:
-        return self.session.get_inputs()
+    @cached_property  # asked on every run: decide once
+    def _inputs_to_size(self) -> list | None:
+        """The inputs whose symbolic sizes a size-fixed session fixes; None where the file's own session serves
+        (its sizes are fixed already, or fixing them does not pay)."""
+        inputs = self.session.get_inputs()
+        if self.role in _SIZE_FIXED_ROLES and any(isinstance(d, str) for i in inputs for d in i.shape):
+            return inputs
+        return None
 
     def _session_for(self, feeds: dict[str, np.ndarray]) -> ort.InferenceSession:
-        """The session for these feeds' sizes: the file's own where its sizes are fixed already or fixing
-        them does not pay."""
-        inputs = self._input_args
-        if self.role not in _SIZE_FIXED_ROLES or not any(isinstance(d, str) for i in inputs for d in i.shape):
+        """The session for these feeds' sizes."""
+        inputs = self._inputs_to_size
+        if inputs is None:
             return self.session
         key = tuple(feeds[i.name].shape for i in inputs)
         if key not in self._sized:

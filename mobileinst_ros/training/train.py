@@ -430,7 +430,7 @@ def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
     model, optimizer, train_set, val_set = trainer.model, trainer.optimizer, trainer.train_set, trainer.val_set
 
     start_step, best_ap = 0, -1.0
-    val_at = [-1, -1.0]  # the step and AP of the last validation
+    last_val = (-1, -1.0)  # the step and AP of the last validation
     resume_path = out_dir / "last.pt" if resume == "auto" else (None if resume == "none" else Path(resume))
     if resume_path is not None and resume_path.is_file():
         state = torch.load(resume_path, map_location=trainer.device, weights_only=False)
@@ -459,18 +459,18 @@ def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
 
     def checkpoint(step: int, name: str, full: bool) -> None:
         state = {"model": model.state_dict(), "step": step, "best_ap": best_ap, **meta}
-        if val_at[0] == step:  # validated with these very weights
-            state["val_ap"] = val_at[1]
+        if last_val[0] == step:  # validated with these very weights
+            state["val_ap"] = last_val[1]
         if full:
             state["optimizer"] = optimizer.state_dict()
         _save(state, out_dir / name)
 
     def validate(step: int) -> dict:
-        nonlocal best_ap
+        nonlocal best_ap, last_val
         trainer.precise_bn(int(tcfg["precise_bn_batches"]))
         metrics = validate_model(model, val_set, vcfg)
         trainer.train_mode()
-        val_at[:] = [step, metrics["AP"]]
+        last_val = (step, metrics["AP"])
         with open(out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"type": "val", "step": step, "time": time.time(), **metrics}) + "\n")
         if metrics["AP"] > best_ap:
