@@ -5,7 +5,8 @@ AP, AP50, MOTA, HOTA, ID switches, phantoms per frame, track ids per true track,
 
     .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3]
         [--score-threshold 0.3] [-T 1,3] [--split-components 0,1] [--resolution WxH]
-        [--association-threshold 0.5] [--non-keyframe-scale 1,0.75] [--mask-threshold 0.5] [--max-instances 10]
+        [--association-threshold 0.5] [--non-keyframe-scale 1,0.75] [--non-keyframe-crops 1,0]
+        [--mask-threshold 0.5] [--max-instances 10]
 
 INPUT is what ``mobileinst-eval run --input`` takes (a bag with ground truth or a YouTube-VIS dataset).
 One JSON line per run on stdout.
@@ -27,7 +28,7 @@ from mobileinst_ros.training.validation import frame_mask_stats
 
 
 ENGINE_SETTINGS = ("score_threshold", "duplicate_iou", "split_components", "mask_threshold", "max_instances")
-TRACKER_SETTINGS = ("keyframe_interval", "association_threshold", "non_keyframe_scale")
+TRACKER_SETTINGS = ("keyframe_interval", "association_threshold", "non_keyframe_scale", "non_keyframe_crops")
 
 
 def _pct(value: float) -> float:
@@ -61,6 +62,9 @@ def main() -> None:
                         help="default: the model's")
     parser.add_argument("--non-keyframe-scale", type=_floats, default=[1.0],
                         help="the tracker's non_keyframe_scale (shallow backbone of non-keyframes on a smaller image)")
+    parser.add_argument("--non-keyframe-crops", type=lambda t: [bool(int(x)) for x in t.split(",")], default=[True],
+                        help="0 and/or 1: the tracker's non_keyframe_crops (shallow backbone of non-keyframes only "
+                             "around the instances they follow)")
     args = parser.parse_args()
     engine = Engine(args.model, threads=1, resolution=args.resolution)
     source = open_source(args.input, engine.class_names, IMAGE_TOPIC, GT_TOPIC, gt_required=True)
@@ -70,6 +74,7 @@ def main() -> None:
             "split_components": args.split_components or [engine.split_components],
             "association_threshold": args.association_threshold,
             "non_keyframe_scale": args.non_keyframe_scale,
+            "non_keyframe_crops": args.non_keyframe_crops,
             "mask_threshold": args.mask_threshold or [engine.mask_threshold],
             "max_instances": args.max_instances or [engine.max_instances]}
     for values in itertools.product(*grid.values()):

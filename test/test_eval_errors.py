@@ -74,6 +74,8 @@ def test_missing_model_existing_results_and_unknown_paths(inputs: dict, tmp_path
     (tmp_path / "out" / "metrics.json").write_text("{}")
     _fails(capsys, _run(inputs, inputs["bag"], tmp_path), "already holds results")
     _fails(capsys, _run(inputs, inputs["root"], tmp_path / "x"), "neither a rosbag2 bag", "nor a YouTube-VIS dataset")
+    _fails(capsys, _run(inputs, inputs["bag"], tmp_path / "y", "--mode", "live", "--whole-non-keyframes"),
+           "--whole-non-keyframes is for offline mode")
     _fails(capsys, ["compare", str(tmp_path / "a"), str(tmp_path / "b")], "no such result directory")
     _fails(capsys, ["score", "--input", str(inputs["bag"]), "--out", str(tmp_path / "s")],
            "no topic /mobileinst/instances")

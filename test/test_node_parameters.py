@@ -81,6 +81,9 @@ def test_run_time_changes_are_checked_and_applied(model: Path, tmp_path: Path) -
         assert client.get_parameter("reuse_mode") == "kernels"
         assert client.set_parameter("non_keyframe_scale", 0.75).successful
         assert client.get_parameter("non_keyframe_scale") == pytest.approx(0.75)
+        assert client.get_parameter("non_keyframe_crops") is True
+        assert client.set_parameter("non_keyframe_crops", False).successful
+        assert client.get_parameter("non_keyframe_crops") is False
 
         # Labels and score threshold at run time.
         assert client.set_parameter("labels", ["red", "blue"]).successful

@@ -107,10 +107,8 @@ class Series:
 class MobileInstRun:
     """One tracker configuration fed frames of one video in order."""
 
-    def __init__(self, engine: Engine, frames: list[np.ndarray], interval: int, adaptive: bool, name: str,
-                 reuse_mode: str = "features", non_keyframe_scale: float = 1.0):
-        self.tracker = KernelTracker(engine, keyframe_interval=interval, adaptive_keyframes=adaptive,
-                                     reuse_mode=reuse_mode, non_keyframe_scale=non_keyframe_scale)
+    def __init__(self, engine: Engine, frames: list[np.ndarray], interval: int, name: str, **tracker_options):
+        self.tracker = KernelTracker(engine, keyframe_interval=interval, **tracker_options)
         self.frames, self.next = frames, 0
         self.series = Series(name, STAGES)
 
@@ -222,7 +220,7 @@ def _ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
     and the T=3 average, each precision)."""
     ref, peer = latency.get(REFERENCE, {}), peers.get(REFERENCE, {})
     versus = {f"{prec}_{t}_over_{name}": _ratio(_mean(ref, prec, t), _mean(peer, name))
-              for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3", "T3-scaled")}
+              for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3", "T3-whole", "T3-scaled")}
     return {
         "t3_over_t1": _ratio(_mean(ref, "fp32", "T3"), _mean(ref, "fp32", "T1")),
         "int8_over_fp32": _ratio(_mean(ref, "int8", "T1"), _mean(ref, "fp32", "T1")),
@@ -234,8 +232,8 @@ def _ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
         "fp32_t3_mean_ms": _mean(ref, "fp32", "T3"),
         "int8_t3_mean_ms": _mean(ref, "int8", "T3"),
         "non_keyframe_over_keyframe": _non_keyframe_over_keyframe(ref),
-        **{f"non_keyframe_over_keyframe_{prec}_scaled": _non_keyframe_over_keyframe(ref, prec, "T3-scaled")
-           for prec in ("fp32", "int8")},
+        **{f"non_keyframe_over_keyframe_{prec}_{kind}": _non_keyframe_over_keyframe(ref, prec, f"T3-{kind}")
+           for prec in ("fp32", "int8") for kind in ("whole", "scaled")},
         **versus,
     }
 
@@ -248,10 +246,10 @@ def _cpu_ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
         "t3_over_t1": _ratio(_mean(ref, "fp32", "T3", stat="cpu_mean"), _mean(ref, "fp32", "T1", stat="cpu_mean")),
         "non_keyframe_over_keyframe": _non_keyframe_over_keyframe(ref, stat="cpu_median"),
         "non_keyframe_over_keyframe_int8": _non_keyframe_over_keyframe(ref, "int8", stat="cpu_median"),
-        **{f"non_keyframe_over_keyframe_{prec}_scaled": _non_keyframe_over_keyframe(ref, prec, "T3-scaled", "cpu_median")
-           for prec in ("fp32", "int8")},
+        **{f"non_keyframe_over_keyframe_{prec}_{kind}": _non_keyframe_over_keyframe(ref, prec, f"T3-{kind}", "cpu_median")
+           for prec in ("fp32", "int8") for kind in ("whole", "scaled")},
         **{f"{prec}_{t}_over_{name}": _ratio(_mean(ref, prec, t, stat="cpu_mean"), _mean(peer, name, stat="cpu_mean"))
-           for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3", "T3-scaled")},
+           for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3", "T3-whole", "T3-scaled")},
     }
 
 
@@ -345,14 +343,15 @@ def _build_runs(args: argparse.Namespace, resolutions: list[tuple[int, int]], pe
         frames = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in video] if video \
             else generate_video(seed=2024, index=0, frames=30, width=w, height=h).frames
         for prec, engine in engines.items():
-            configs = [("T1", 1, False, "features", 1.0), ("T3", 3, False, "features", 1.0)]
+            configs = [("T1", 1, {}), ("T3", 3, {})]
             if f"{w}x{h}" == REFERENCE:
-                configs += [("T3-adaptive", 3, True, "features", 1.0), ("T3-kernels", 3, False, "kernels", 1.0)] \
-                    if prec == "fp32" else []
-                configs += [("T3-scaled", 3, False, "features", args.non_keyframe_scale)] \
+                configs += [("T3-whole", 3, {"non_keyframe_crops": False})]
+                configs += [("T3-adaptive", 3, {"adaptive_keyframes": True}),
+                            ("T3-kernels", 3, {"reuse_mode": "kernels"})] if prec == "fp32" else []
+                configs += [("T3-scaled", 3, {"non_keyframe_scale": args.non_keyframe_scale})] \
                     if args.non_keyframe_scale else []
-            for label, interval, adaptive, reuse, scale in configs:
-                runs[(f"{w}x{h}", prec, label)] = MobileInstRun(engine, frames, interval, adaptive, label, reuse, scale)
+            for label, interval, options in configs:
+                runs[(f"{w}x{h}", prec, label)] = MobileInstRun(engine, frames, interval, label, **options)
         if not args.no_peers and f"{w}x{h}" == REFERENCE:
             paths = export_peers_elsewhere(engines["fp32"], (w, h), peer_dir)
             for kind, path in paths.items():

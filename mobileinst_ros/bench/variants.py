@@ -136,7 +136,7 @@ def run(names: list[str], peers: list[tuple[str, Path]], out: Path, rounds: int,
         if name != "trained":
             engine.select = functools.partial(_top_queries, engine)
         for label, interval in (("T1", 1), ("T3", 3)):
-            runs[(name, label)] = MobileInstRun(engine, video, interval, False, label)
+            runs[(name, label)] = MobileInstRun(engine, video, interval, label)
     for name, path in peers:
         runs[(name, "peer")] = YoloPeerRun(path, video, 1, 10, name)
     keys = list(runs)

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keyframe-intervals", type=_intervals, help="a sweep, e.g. 1,2,3 (overrides -T)")
     run.add_argument("--non-keyframe-scale", type=float, default=1.0,
                      help="offline: non-keyframes' shallow backbone on the image shrunk by this factor")
+    run.add_argument("--whole-non-keyframes", action="store_true",
+                     help="offline: non-keyframes' shallow backbone on the whole image, not only around the "
+                          "instances they follow (the tracker's non_keyframe_crops off)")
     run.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
     run.add_argument("--resolution", help="model resolution WxH among the exported ones")
     run.add_argument("--threads", type=int, default=1)
@@ -80,6 +83,8 @@ def _check_run_args(args: argparse.Namespace) -> None:
     if not 0 < args.non_keyframe_scale <= 1 or (args.non_keyframe_scale != 1 and args.mode == "live"):
         raise InputError(f"--non-keyframe-scale must be in (0, 1] and is for offline mode (got "
                          f"{args.non_keyframe_scale}, {args.mode}; live runs take the node's parameter)")
+    if args.whole_non_keyframes and args.mode == "live":
+        raise InputError("--whole-non-keyframes is for offline mode; live runs take the node's non_keyframe_crops")
     if args.max_frames is not None and (args.max_frames < 1 or args.mode == "live"):
         raise InputError(f"--max-frames must be >= 1 and is for offline mode (got {args.max_frames}, {args.mode})")
     if (args.out / RESULTS_BAG).exists() or (args.out / "metrics.json").exists():
@@ -104,13 +109,14 @@ def _run_one(args: argparse.Namespace, engine, source, interval: int, out: Path)
     from mobileinst_ros.evaluation.results_bag import write_results_bag
 
     info = {"model": str(args.model), "precision": args.precision, "keyframe_interval": interval,
-            "non_keyframe_scale": args.non_keyframe_scale,
+            "non_keyframe_scale": args.non_keyframe_scale, "non_keyframe_crops": not args.whole_non_keyframes,
             "input": str(args.input), "threads": args.threads}
     if args.mode == "offline":
         from mobileinst_ros.evaluation.offline import run_offline
         from mobileinst_ros.tracking.tracker import KernelTracker
 
-        tracker = KernelTracker(engine, keyframe_interval=interval, non_keyframe_scale=args.non_keyframe_scale)
+        tracker = KernelTracker(engine, keyframe_interval=interval, non_keyframe_scale=args.non_keyframe_scale,
+                                non_keyframe_crops=not args.whole_non_keyframes)
         run = run_offline(source, tracker, info, progress=not args.quiet, max_frames=args.max_frames)
     else:
         from mobileinst_ros.evaluation.live import run_live

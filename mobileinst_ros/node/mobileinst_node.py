@@ -86,7 +86,7 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabi
 # Engine / tracker attributes set from live parameters.
 _ENGINE_ATTRIBUTES = ("score_threshold", "mask_threshold", "max_instances", "duplicate_iou", "split_components")
 _TRACKER_ATTRIBUTES = ("keyframe_interval", "adaptive_keyframes", "reuse_mode", "non_keyframe_scale",
-                       "association_threshold", "max_track_age")
+                       "non_keyframe_crops", "association_threshold", "max_track_age")
 
 
 def _guarded(transition: Callable[[MobileInstNode, LifecycleState], TransitionCallbackReturn]) -> Callable:

@@ -81,6 +81,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("non_keyframe_scale", _T.DOUBLE, 1.0,
          "Images between keyframes run the shallow backbone shrunk by this factor (1: full size); 0.75 takes "
          "about a third off a non-keyframe for slightly blurrier masks.", live=True, bounds=(0.25, 1.0)),
+    Spec("non_keyframe_crops", _T.BOOL, True,
+         "Images between keyframes run the shallow backbone only around the instances they follow (the same "
+         "masks; the fewer and smaller the instances, the cheaper); false: on the whole image.", live=True),
     Spec("association_threshold", _T.DOUBLE, None,
          "Minimum kernel similarity to continue a track; unset: the tracker's default.", live=True,
          bounds=(0.0, 1.0)),

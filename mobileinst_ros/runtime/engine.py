@@ -7,6 +7,7 @@ sequential execution. The engine offers the pieces the tracker composes:
 - ``keyframe_features(prepared)``: shallow + deep backbone + mask decoder -> ``Features``
 - ``reuse_features(prepared, keyframe)``: shallow backbone + the mask decoder's stride-8 part on the
   keyframe's mask context
+- ``shallow_in_windows(prepared, x3, windows)``: an earlier x3 with only some windows recomputed from this image
 - ``decode(features)``: instance decoder; ``select(decoded, features, geometry)``: scores rescored by
   maskness -> ``Detections`` (``detect`` does both)
 - ``reuse_masks(kernels, features, geometry)``: a keyframe's kernels on new mask features
@@ -33,7 +34,7 @@ from mobileinst_ros.runtime.postprocess import (mask_logits, mask_stats, masks_t
                                                 rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
 
-__all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
+__all__ = ["Engine", "SHALLOW_CONTEXT_CELLS", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -112,6 +113,10 @@ def _check_finite(outputs: dict[str, np.ndarray], graph: str) -> None:
 # the default model (docs/performance.md): mask decoder -12% (FP32 and INT8), its reuse part -11 to -16%, deep -1 to
 # -3%; the shallow graph gains nothing and the instance decoder runs 5% slower, so they keep the any-size session.
 _SIZE_FIXED_ROLES = frozenset({"deep", "mask_decoder", "mask_decoder_reuse"})
+# Half the receptive field of x3 in stride-8 cells: the lean Lite0 prefix (stem 3x3/2, block 0 3x3, block 1
+# 3x3/2, blocks 3 and 4 5x5, the first /2) sees 59 px, 29 on each side of a cell, so 4 cells of context around a
+# crop give its inner cells exactly the whole image's values (test_non_keyframe_crops checks the shipped models)
+SHALLOW_CONTEXT_CELLS = 4
 
 
 class _Graph:
@@ -327,6 +332,25 @@ class Engine:
         up = cv2.resize(np.ascontiguousarray(x3[0].transpose(1, 2, 0)), (w // stride, h // stride),
                         interpolation=cv2.INTER_LINEAR)
         return np.ascontiguousarray(up.reshape(h // stride, w // stride, -1).transpose(2, 0, 1))[None]
+
+    def shallow_in_windows(self, prepared: Prepared, x3: np.ndarray,
+                           windows: list[tuple[int, int, int, int]]) -> np.ndarray:
+        """``x3`` (an earlier frame's stride-8 features at this resolution) with the cells of ``windows``
+        (y0, x0, y1, x1 on the stride-8 grid) recomputed from ``prepared``'s image: the shallow backbone runs on
+        each window grown by ``SHALLOW_CONTEXT_CELLS``, enough context for the window's cells to come out as a
+        whole-image run gives them. It costs in proportion to the area run (``KernelTracker.non_keyframe_crops``).
+        Needs a graph that takes any size (the shared-shape export)."""
+        out = x3.copy()
+        stride, margin = self.spec.mask_stride, SHALLOW_CONTEXT_CELLS
+        grid_h, grid_w = x3.shape[2:]
+        shallow = self._graphs[prepared.resolution]["shallow"]
+        for y0, x0, y1, x1 in windows:
+            cy0, cx0, cy1, cx1 = max(0, y0 - margin), max(0, x0 - margin), min(grid_h, y1 + margin), \
+                min(grid_w, x1 + margin)
+            crop = np.ascontiguousarray(prepared.tensor[:, cy0 * stride:cy1 * stride, cx0 * stride:cx1 * stride])
+            part = shallow.run(image=crop)["x3"]
+            out[:, :, y0:y1, x0:x1] = part[:, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+        return out
 
     def deep(self, resolution: tuple[int, int], x3: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Deep backbone: x3 -> (x4, x5, x6)."""

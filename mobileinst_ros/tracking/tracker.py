@@ -18,12 +18,17 @@ change; on the synthetic validation videos it is ~0.19 / 0.25 / 0.32 at 1 / 3 / 
 becomes a keyframe on the spot, reusing its own x3. ``non_keyframe_scale`` < 1 runs a non-keyframe's shallow
 backbone on the image shrunk by that factor and upsamples its x3 to the keyframe's grid: cheaper (0.75: about
 half the shallow graph's time), blurrier masks (docs/performance.md); a keyframe that a non-keyframe's trigger
-calls for recomputes x3 at full size.
+calls for recomputes x3 at full size. With ``non_keyframe_crops`` (default) and masks split into parts, whose
+masks on a non-keyframe are confined to windows around their last cells anyway, a non-keyframe runs the shallow
+backbone only on crops around those windows, with enough context that the cells the masks read come out as on
+the whole image (``Engine.shallow_in_windows``): the same masks, for work in proportion to the area followed,
+and none at all when there is nothing to follow.
 
 numpy only (the engine runs onnxruntime); no torch.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,7 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mobileinst_ros.masks import mask_bbox
-from mobileinst_ros.runtime.engine import Detections, Engine, Features, NonFiniteOutputError, Prepared
+from mobileinst_ros.runtime.engine import (SHALLOW_CONTEXT_CELLS, Detections, Engine, Features, NonFiniteOutputError,
+                                           Prepared)
 from mobileinst_ros.runtime.postprocess import above_threshold, cell_iou, grow
 from mobileinst_ros.tracking.association import associate
 
@@ -41,6 +47,10 @@ REUSE_MODES = ("features", "kernels")
 # how far (stride-8 cells) a part of a split mask may move between two frames (Engine.split_components)
 PART_MOTION_CELLS = 2
 ASSOCIATION_THRESHOLD = 0.5  # least kernel cosine for a keyframe detection to continue a track
+# cells of fresh x3 around a window for its mask features to come out as from a whole-image x3: 2 cells match them
+# to 1% of their range on the shipped models, 1 cell to 12% in the window's outer ring, where a part moved at most
+# (the same AP and HOTA to 0.1 on the held-out real and synthetic sets; 0 cells lost 1.2 AP50 on one: performance.md)
+MASK_DECODER_CONTEXT_CELLS = 1
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +123,38 @@ def _relative_change(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean() / max(float(np.abs(b).mean()), 1e-6))
 
 
+Rect = tuple[int, int, int, int]  # y0, x0, y1, x1 on the stride-8 grid
+
+
+def _area(rect: Rect) -> int:
+    return max(0, rect[2] - rect[0]) * max(0, rect[3] - rect[1])
+
+
+def _grown(rect: Rect, grid: tuple[int, int], cells: int) -> Rect:
+    """``rect`` grown by ``cells`` on every side, clipped to the grid (h, w)."""
+    return (max(0, rect[0] - cells), max(0, rect[1] - cells), min(grid[0], rect[2] + cells),
+            min(grid[1], rect[3] + cells))
+
+
+def _merge_crops(rects: list[Rect], grid: tuple[int, int]) -> list[Rect]:
+    """Two rectangles become their bounding one wherever the shallow backbone costs no more on that (with its
+    context cells) than on both: it costs in proportion to the area run, overlaps run twice."""
+    rects = [r for r in rects if _area(r)]
+    merged = True
+    while merged:
+        merged = False
+        for i, j in itertools.combinations(range(len(rects)), 2):
+            a, b = rects[i], rects[j]
+            union = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+            if _area(_grown(union, grid, SHALLOW_CONTEXT_CELLS)) <= \
+                    _area(_grown(a, grid, SHALLOW_CONTEXT_CELLS)) + _area(_grown(b, grid, SHALLOW_CONTEXT_CELLS)):
+                rects[i] = union
+                del rects[j]
+                merged = True
+                break
+    return rects
+
+
 class KernelTracker:
     """Video instance segmentation with track ids on top of an ``Engine``. The thresholds and
     ``keyframe_interval`` are attributes: change them between frames."""
@@ -121,8 +163,9 @@ class KernelTracker:
                  association_threshold: float = ASSOCIATION_THRESHOLD,
                  max_track_age: int = 30, adaptive_keyframes: bool = False, area_ratio: float = 0.5,
                  maskness_drop: float = 0.15, feature_change: float = 0.35, reuse_mode: str = "features",
-                 non_keyframe_scale: float = 1.0) -> None:
+                 non_keyframe_scale: float = 1.0, non_keyframe_crops: bool = True) -> None:
         self.engine = engine
+        self.non_keyframe_crops = non_keyframe_crops
         self.keyframe_interval = keyframe_interval
         self.reuse_mode = reuse_mode
         self.non_keyframe_scale = non_keyframe_scale
@@ -271,8 +314,12 @@ class KernelTracker:
         return overlap
 
     def _non_keyframe(self, prepared: Prepared, clock: _Clock) -> tuple[list[TrackedInstance], str]:
-        x3 = self.engine.shallow_scaled(prepared, self.non_keyframe_scale)
-        own_x3 = self.non_keyframe_scale == 1.0  # else a keyframe computes its own, at full size
+        crops = self._crops(prepared.resolution)
+        if crops is None:
+            x3 = self.engine.shallow_scaled(prepared, self.non_keyframe_scale)
+        else:
+            x3 = self.engine.shallow_in_windows(prepared, self._kf_features.x3, crops)
+        own_x3 = self.non_keyframe_scale == 1.0 and crops is None  # else a keyframe computes its own, in full
         trigger = self._feature_trigger(x3)  # before the mask decoder: a keyframe would redo it
         if trigger:
             clock.lap("backbone")
@@ -305,6 +352,28 @@ class KernelTracker:
         self._since_keyframe += 1
         clock.lap("tracking")
         return instances, ""
+
+    def _crops(self, resolution: tuple[int, int]) -> list[tuple[int, int, int, int]] | None:
+        """Where a non-keyframe recomputes x3 (``Engine.shallow_in_windows``): around each active part's window,
+        the cells its mask features read, as rectangles (y0, x0, y1, x1) merged where one costs no more than two;
+        None where the whole image must run: crops off, a shrunk or paper-mode non-keyframe, adaptive keyframes
+        (the feature trigger compares whole images), a whole mask (no window), graphs of one size, or crops that
+        would cover the image anyway."""
+        if not self.non_keyframe_crops or self.non_keyframe_scale != 1.0 or self.reuse_mode != "features" \
+                or self.adaptive_keyframes or any(t.region is None for t in self._active) \
+                or not self.engine.shallow_any_size():
+            return None
+        stride = self.engine.mask_stride
+        grid = (resolution[1] // stride, resolution[0] // stride)
+        reach = PART_MOTION_CELLS + MASK_DECODER_CONTEXT_CELLS
+        rects = []
+        for track in self._active:
+            ys, xs = np.nonzero(track.region)
+            if len(ys):
+                rects.append(_grown((int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1), grid, reach))
+        rects = _merge_crops(rects, grid)
+        cost = sum(_area(_grown(r, grid, SHALLOW_CONTEXT_CELLS)) for r in rects)
+        return rects if cost < grid[0] * grid[1] else None
 
     def _part_windows(self, grid: tuple[int, int]) -> np.ndarray | None:
         """Where each active part may be on this frame: its last cells grown by ``PART_MOTION_CELLS``
