@@ -29,6 +29,7 @@ class _TorchGraph:
         self.module, self.role = module, role
         self.inputs, self.outputs = GRAPH_IO[role]
         self.image_channels = 3  # the exporter's RGB input
+        self.any_size = True  # torch takes any input size, as the shared-shape export does
 
     @torch.no_grad()
     def run(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
