@@ -246,7 +246,8 @@ def _cpu_ratios(latency: dict, peers: dict, yolo_peers: list[str]) -> dict:
         "t3_over_t1": _ratio(_mean(ref, "fp32", "T3", stat="cpu_mean"), _mean(ref, "fp32", "T1", stat="cpu_mean")),
         "non_keyframe_over_keyframe": _non_keyframe_over_keyframe(ref, stat="cpu_median"),
         "non_keyframe_over_keyframe_int8": _non_keyframe_over_keyframe(ref, "int8", stat="cpu_median"),
-        **{f"non_keyframe_over_keyframe_{prec}_{kind}": _non_keyframe_over_keyframe(ref, prec, f"T3-{kind}", "cpu_median")
+        **{f"non_keyframe_over_keyframe_{prec}_{kind}":
+           _non_keyframe_over_keyframe(ref, prec, f"T3-{kind}", "cpu_median")
            for prec in ("fp32", "int8") for kind in ("whole", "scaled")},
         **{f"{prec}_{t}_over_{name}": _ratio(_mean(ref, prec, t, stat="cpu_mean"), _mean(peer, name, stat="cpu_mean"))
            for name in yolo_peers for prec in ("fp32", "int8") for t in ("T1", "T3", "T3-whole", "T3-scaled")},

@@ -34,7 +34,7 @@ from mobileinst_ros.runtime.postprocess import (mask_logits, mask_stats, masks_t
                                                 rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
 
-__all__ = ["Engine", "SHALLOW_CONTEXT_CELLS", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
+__all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -113,10 +113,10 @@ def _check_finite(outputs: dict[str, np.ndarray], graph: str) -> None:
 # the default model (docs/performance.md): mask decoder -12% (FP32 and INT8), its reuse part -11 to -16%, deep -1 to
 # -3%; the shallow graph gains nothing and the instance decoder runs 5% slower, so they keep the any-size session.
 _SIZE_FIXED_ROLES = frozenset({"deep", "mask_decoder", "mask_decoder_reuse"})
-# Half the receptive field of x3 in stride-8 cells: the lean Lite0 prefix (stem 3x3/2, block 0 3x3, block 1
-# 3x3/2, blocks 3 and 4 5x5, the first /2) sees 59 px, 29 on each side of a cell, so 4 cells of context around a
-# crop give its inner cells exactly the whole image's values (test_non_keyframe_crops checks the shipped models)
-SHALLOW_CONTEXT_CELLS = 4
+# The most context (stride-8 cells around a crop) tried for a shallow graph (Engine.shallow_context): the lean
+# Lite0 prefix needs 4 (it sees 59 px, 29 on each side of a cell); a graph that needs more than this, or that has
+# a global operation, gets no crops
+MAX_SHALLOW_CONTEXT_CELLS = 8
 
 
 class _Graph:
@@ -227,6 +227,7 @@ class Engine:
         self._options = lambda: self._session_options(threads)
         self._sessions: dict[Path, _Graph] = {}  # one session per file, shared by resolutions
         self._graphs = {res: self._load_graphs(res, precision) for res in self.resolutions}
+        self._shallow_context: dict[tuple[int, int], int | None] = {}
 
     @property
     def class_names(self) -> list[str]:
@@ -333,15 +334,45 @@ class Engine:
                         interpolation=cv2.INTER_LINEAR)
         return np.ascontiguousarray(up.reshape(h // stride, w // stride, -1).transpose(2, 0, 1))[None]
 
+    def shallow_context(self, resolution: tuple[int, int]) -> int | None:
+        """Cells of context a crop of the shallow graph needs for its inner cells to get the whole image's x3
+        (``shallow_in_windows``), or None when no context up to ``MAX_SHALLOW_CONTEXT_CELLS`` does (a graph
+        with a global operation, or one that sees farther). Found once per resolution's graph by running it on
+        a noise image and on crops of it; needs a graph that takes any size."""
+        if resolution not in self._shallow_context:
+            self._shallow_context[resolution] = self._probe_context(self._graphs[resolution]["shallow"])
+        return self._shallow_context[resolution]
+
+    def _probe_context(self, shallow: _Graph) -> int | None:
+        stride, most, band = self.spec.mask_stride, MAX_SHALLOW_CONTEXT_CELLS, 3
+        # noise, a 2x2-cell window in the middle; around the largest crop a white band, which changes whatever a
+        # global operation (a mean, a max) makes of the whole image and no crop ever sees
+        cells = 2 * (most + band) + 2
+        image = np.full((1, cells * stride, cells * stride, shallow.image_channels), 255, np.uint8)
+        inner = slice(band * stride, (cells - band) * stride)
+        image[:, inner, inner] = np.random.default_rng(0).integers(0, 256, image[:, inner, inner].shape, np.uint8)
+        whole = shallow.run(image=image)["x3"]
+        window = slice(most + band, most + band + 2)
+        tolerance = 1e-4 * float(np.abs(whole).max())  # FP32 kernels may sum in another order on another size
+        for context in range(most + 1):
+            lo, hi = window.start - context, window.stop + context
+            crop = shallow.run(image=np.ascontiguousarray(image[:, lo * stride:hi * stride, lo * stride:hi * stride]))
+            inner = slice(context, context + 2)
+            if np.abs(crop["x3"][..., inner, inner] - whole[..., window, window]).max() <= tolerance:
+                return context
+        return None
+
     def shallow_in_windows(self, prepared: Prepared, x3: np.ndarray,
                            windows: list[tuple[int, int, int, int]]) -> np.ndarray:
         """``x3`` (an earlier frame's stride-8 features at this resolution) with the cells of ``windows``
         (y0, x0, y1, x1 on the stride-8 grid) recomputed from ``prepared``'s image: the shallow backbone runs on
-        each window grown by ``SHALLOW_CONTEXT_CELLS``, enough context for the window's cells to come out as a
-        whole-image run gives them. It costs in proportion to the area run (``KernelTracker.non_keyframe_crops``).
-        Needs a graph that takes any size (the shared-shape export)."""
+        each window grown by ``shallow_context`` cells, so that the window's cells come out as a whole-image run
+        gives them. It costs in proportion to the area run (``KernelTracker.non_keyframe_crops``)."""
+        margin = self.shallow_context(prepared.resolution)
+        if margin is None:
+            raise ValueError("this model's shallow graph has no finite context: it cannot run on crops")
         out = x3.copy()
-        stride, margin = self.spec.mask_stride, SHALLOW_CONTEXT_CELLS
+        stride = self.spec.mask_stride
         grid_h, grid_w = x3.shape[2:]
         shallow = self._graphs[prepared.resolution]["shallow"]
         for y0, x0, y1, x1 in windows:

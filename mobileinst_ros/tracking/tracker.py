@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mobileinst_ros.masks import mask_bbox
-from mobileinst_ros.runtime.engine import (SHALLOW_CONTEXT_CELLS, Detections, Engine, Features, NonFiniteOutputError,
-                                           Prepared)
+from mobileinst_ros.runtime.engine import Detections, Engine, Features, NonFiniteOutputError, Prepared
 from mobileinst_ros.runtime.postprocess import above_threshold, cell_iou, grow
 from mobileinst_ros.tracking.association import associate
 
@@ -136,9 +135,9 @@ def _grown(rect: Rect, grid: tuple[int, int], cells: int) -> Rect:
             min(grid[1], rect[3] + cells))
 
 
-def _merge_crops(rects: list[Rect], grid: tuple[int, int]) -> list[Rect]:
+def _merge_crops(rects: list[Rect], grid: tuple[int, int], context: int) -> list[Rect]:
     """Two rectangles become their bounding one wherever the shallow backbone costs no more on that (with its
-    context cells) than on both: it costs in proportion to the area run, overlaps run twice."""
+    ``context`` cells) than on both: it costs in proportion to the area run, overlaps run twice."""
     rects = [r for r in rects if _area(r)]
     merged = True
     while merged:
@@ -146,8 +145,7 @@ def _merge_crops(rects: list[Rect], grid: tuple[int, int]) -> list[Rect]:
         for i, j in itertools.combinations(range(len(rects)), 2):
             a, b = rects[i], rects[j]
             union = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-            if _area(_grown(union, grid, SHALLOW_CONTEXT_CELLS)) <= \
-                    _area(_grown(a, grid, SHALLOW_CONTEXT_CELLS)) + _area(_grown(b, grid, SHALLOW_CONTEXT_CELLS)):
+            if _area(_grown(union, grid, context)) <= _area(_grown(a, grid, context)) + _area(_grown(b, grid, context)):
                 rects[i] = union
                 del rects[j]
                 merged = True
@@ -358,10 +356,13 @@ class KernelTracker:
         the cells its mask features read, as rectangles (y0, x0, y1, x1) merged where one costs no more than two;
         None where the whole image must run: crops off, a shrunk or paper-mode non-keyframe, adaptive keyframes
         (the feature trigger compares whole images), a whole mask (no window), graphs of one size, or crops that
-        would cover the image anyway."""
+        would cover the image anyway, or a shallow graph with no finite context (``Engine.shallow_context``)."""
         if not self.non_keyframe_crops or self.non_keyframe_scale != 1.0 or self.reuse_mode != "features" \
                 or self.adaptive_keyframes or any(t.region is None for t in self._active) \
                 or not self.engine.shallow_any_size():
+            return None
+        context = self.engine.shallow_context(resolution)
+        if context is None:
             return None
         stride = self.engine.mask_stride
         grid = (resolution[1] // stride, resolution[0] // stride)
@@ -371,8 +372,8 @@ class KernelTracker:
             ys, xs = np.nonzero(track.region)
             if len(ys):
                 rects.append(_grown((int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1), grid, reach))
-        rects = _merge_crops(rects, grid)
-        cost = sum(_area(_grown(r, grid, SHALLOW_CONTEXT_CELLS)) for r in rects)
+        rects = _merge_crops(rects, grid, context)
+        cost = sum(_area(_grown(r, grid, context)) for r in rects)
         return rects if cost < grid[0] * grid[1] else None
 
     def _part_windows(self, grid: tuple[int, int]) -> np.ndarray | None:
