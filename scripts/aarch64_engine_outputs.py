@@ -49,7 +49,7 @@ def run(model: str, out: str, resolution: tuple[int, int], precision: str, count
             arrays[f"{i}/{name}"] = value
         det = engine.select(decoded, features, prepared.geometry)
         arrays[f"{i}/query_indices"] = det.query_indices
-        arrays[f"{i}/masks"] = engine.to_image(det.mask_logits, prepared.geometry)
+        arrays[f"{i}/masks"] = engine.to_image(det.mask_logits, prepared.geometry)[0]
     np.savez_compressed(out, **arrays)
     print(f"wrote {out}: {len(arrays)} arrays on {platform.machine()}")
 

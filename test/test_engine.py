@@ -7,6 +7,7 @@ import torch
 
 from mobileinst_ros.data.transforms import resize_for_model
 from mobileinst_ros.export.export import export_model
+from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.model import build_model
 from mobileinst_ros.model.mobileinst import normalize_images
 from mobileinst_ros.runtime.engine import Engine, Features
@@ -177,7 +178,8 @@ def test_postprocessing_matches_a_plain_reference(engine):
     features = Features((gw * 8, gh * 8), *(np.zeros(1),) * 4, mf, {})
     engine.score_threshold, engine.max_instances, engine.duplicate_iou = 0.3, 10, 1.0  # the reference has no NMS
     det = engine.select(decoded, features, geometry)
-    masks = engine.to_image(det.mask_logits, geometry)
+    masks, boxes = engine.to_image(det.mask_logits, geometry)
+    assert boxes == [mask_bbox(m) for m in masks]  # the warp's own boxes are the masks' tight boxes
     mask_logits = np.einsum("nd,dhw->nhw", kernels, mf[0])
     ref = _reference_postprocess(decoded["logits"], decoded["objectness"], mask_logits, image_size,
                                  score_threshold=0.3, mask_threshold=engine.mask_threshold, top_k=10)

@@ -100,3 +100,18 @@ def test_each_part_keeps_its_own_track_id_while_it_moves(engine, interval):
     finally:
         engine.split_components = False
     assert [list(ids) for ids in ids_of_box] == [[1], [2]] or [list(ids) for ids in ids_of_box] == [[2], [1]]
+
+
+def test_parts_at_the_grid_edges_and_one_cell_apart_keep_their_rings():
+    logits = np.full((1, *GRID), -8.0, np.float32)
+    logits[0, 0:3, 0:3] = 8.0                               # in a corner: its ring is cut by the grid
+    logits[0, GRID[0] - 3:, 5:8] = 8.0                      # on the bottom edge
+    logits[0, GRID[0] - 3:, 9:12] = 7.0                     # one background column (8) between them
+    parts, parent = split_components(logits, GEOMETRY, 8, 0.5)
+    assert parent.tolist() == [0, 0, 0]
+    np.testing.assert_array_equal(parts[0][0:4, 0:4], logits[0][0:4, 0:4])
+    assert (parts[0][4:, :] < -8.0).all() and (parts[0][:, 4:] < -8.0).all()
+    # the column between the two bottom parts is in both rings, each part's other cells only in its own
+    np.testing.assert_array_equal(parts[1][GRID[0] - 4:, 4:9], logits[0][GRID[0] - 4:, 4:9])
+    np.testing.assert_array_equal(parts[2][GRID[0] - 4:, 8:13], logits[0][GRID[0] - 4:, 8:13])
+    assert (parts[1][:, 9:] < -8.0).all() and (parts[2][:, :8] < -8.0).all()

@@ -162,7 +162,7 @@ def sparseinst_postprocess(outputs: dict[str, np.ndarray], geometry: Geometry, s
     logits = mask_logits(outputs["kernels"][0][cand], outputs["mask_features"][0])
     mness, _ = mask_stats(logits, geometry, 8, mask_threshold)
     keep = rank(scores[cand] * mness, score_threshold, max_instances)
-    return masks_to_image(logits[keep], geometry, 8, mask_threshold)
+    return masks_to_image(logits[keep], geometry, 8, mask_threshold)[0]
 
 
 def yolact_priors(input_size: tuple[int, int]) -> np.ndarray:
@@ -227,4 +227,4 @@ def yolact_postprocess(outputs: dict[str, np.ndarray], priors: np.ndarray, geome
     inside = ((xs >= b[:, 0, None, None]) & (xs <= b[:, 2, None, None]) &
               (ys >= b[:, 1, None, None]) & (ys <= b[:, 3, None, None]))
     logits = np.where(inside, logits, -50.0).astype(np.float32)
-    return masks_to_image(logits, geometry, 4, 0.5)
+    return masks_to_image(logits, geometry, 4, 0.5)[0]

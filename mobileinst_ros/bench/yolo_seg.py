@@ -111,7 +111,7 @@ def yolo_seg_postprocess(detections: np.ndarray, prototypes: np.ndarray, geometr
     inside = ((xs >= boxes[:, 0, None, None]) & (xs <= boxes[:, 2, None, None]) &
               (ys >= boxes[:, 1, None, None]) & (ys <= boxes[:, 3, None, None]))
     logits = np.where(inside, logits, np.float32(-50.0)).astype(np.float32)
-    return boxes, class_ids[keep], masks_to_image(logits, geometry, int(round(stride)), 0.5)
+    return boxes, class_ids[keep], masks_to_image(logits, geometry, int(round(stride)), 0.5)[0]
 
 
 def _calibration_frames(root: Path | None, count: int) -> list[np.ndarray]:

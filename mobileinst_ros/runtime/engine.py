@@ -11,7 +11,7 @@ sequential execution. The engine offers the pieces the tracker composes:
 - ``decode(features)``: instance decoder; ``select(decoded, features, geometry)``: scores rescored by
   maskness -> ``Detections`` (``detect`` does both)
 - ``reuse_masks(kernels, features, geometry)``: a keyframe's kernels on new mask features
-- ``to_image(mask_logits, geometry)``: boolean masks at the image's resolution
+- ``to_image(mask_logits, geometry)``: boolean masks at the image's resolution and their boxes
 
 and ``infer(image)`` for a single image (a keyframe without tracking).
 """
@@ -27,10 +27,9 @@ import numpy as np
 import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
-from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec, expected_shapes,
                                               load_spec, parse_resolution)
-from mobileinst_ros.runtime.postprocess import (mask_logits, mask_stats, masks_to_image, not_duplicates, query_scores,
+from mobileinst_ros.runtime.postprocess import (Box, mask_logits, mask_stats, masks_to_image, not_duplicates, query_scores,
                                                 rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
 
@@ -476,8 +475,9 @@ class Engine:
             logits = restrict(logits, regions)
         return (logits, *mask_stats(logits, geometry, self.spec.mask_stride, self.mask_threshold))
 
-    def to_image(self, logits: np.ndarray, geometry: Geometry) -> np.ndarray:
-        """Stride-8 mask logits [K, h, w] -> bool masks [K, H, W] at the image's resolution."""
+    def to_image(self, logits: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, list[Box]]:
+        """Stride-8 mask logits [K, h, w] -> (bool masks [K, H, W] at the image's resolution, their boxes
+        (x, y, w, h), all zeros where empty)."""
         return masks_to_image(logits, geometry, self.spec.mask_stride, self.mask_threshold)
 
     def infer(self, image: np.ndarray) -> list[Instance]:
@@ -485,6 +485,6 @@ class Engine:
         prepared = self.prepare(image)
         features = self.keyframe_features(prepared)
         det = self.detect(features, prepared.geometry)
-        masks = self.to_image(det.mask_logits, prepared.geometry)
+        masks, boxes = self.to_image(det.mask_logits, prepared.geometry)
         return [Instance(int(c), float(s), box, m)
-                for c, s, m, box in zip(det.class_ids, det.scores, masks, map(mask_bbox, masks)) if box[2]]
+                for c, s, m, box in zip(det.class_ids, det.scores, masks, boxes) if box[2]]

@@ -137,6 +137,7 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
     of the same mask holds."""
     inside = _inside_content(logits, geometry, stride, threshold)[1]
     gh, gw = inside.shape[1:]
+    ring = np.ones((3, 3), np.uint8)
     parts, parent = [], []
     for k in range(len(logits)):
         count, labels, stats, _ = cv2.connectedComponentsWithStats(inside[k].astype(np.uint8), connectivity=8)
@@ -146,24 +147,33 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
             continue
         areas = stats[1:, cv2.CC_STAT_AREA]
         for label in np.flatnonzero((areas >= min_fraction * areas.max()) & (areas >= min_cells)) + 1:
-            own = labels == label
-            region = np.zeros(logits.shape[1:], bool)
-            region[:gh, :gw] = grow(own[None], 1)[0] & ((labels == 0) | own)
-            parts.append(restrict(logits[k], region))
+            # within the part's box grown by the ring: the rest of the grid is outside anyway
+            x, y, w, h = stats[label, :4]
+            y0, x0, y1, x1 = max(0, y - 1), max(0, x - 1), min(gh, y + h + 1), min(gw, x + w + 1)
+            window = labels[y0:y1, x0:x1]
+            own = window == label
+            region = (cv2.dilate(own.view(np.uint8), ring) > 0) & ((window == 0) | own)
+            part = np.full(logits.shape[1:], OUTSIDE_LOGIT, np.float32)
+            part[y0:y1, x0:x1] = np.where(region, logits[k, y0:y1, x0:x1], OUTSIDE_LOGIT)
+            parts.append(part)
             parent.append(k)
     shape = (0, *logits.shape[1:])
     return (np.stack(parts) if parts else np.zeros(shape, np.float32)), np.asarray(parent, np.int64)
 
 
+Box = tuple[int, int, int, int]  # x, y, width, height in image pixels; all zeros for an empty mask
+NO_BOX: Box = (0, 0, 0, 0)
+
+
 def _warp_into(mask: np.ndarray, logits: np.ndarray, geometry: Geometry, stride: int,
-               threshold_logit: float) -> None:
+               threshold_logit: float) -> Box:
     """One stride-``stride`` logit map [h, w] -> the all-False bool ``mask`` at the image size, warped only in
-    its box."""
+    the window its cells above threshold can reach; returns the mask's tight box."""
     iw, ih = geometry.image_size
     above = logits > threshold_logit
     rows = np.flatnonzero(above.any(axis=1))
     if rows.size == 0:
-        return  # bilinear values never exceed the largest grid value: nothing can pass
+        return NO_BOX  # bilinear values never exceed the largest grid value: nothing can pass
     cols = np.flatnonzero(above.any(axis=0))
     # grid coordinate of image pixel x: x * a + b, with a = scale / stride (pixel centres aligned)
     ax, ay = geometry.scale_x / stride, geometry.scale_y / stride
@@ -174,20 +184,25 @@ def _warp_into(mask: np.ndarray, logits: np.ndarray, geometry: Geometry, stride:
     y0 = max(0, int(np.floor((rows[0] - 1 - by) / ay)))
     y1 = min(ih, int(np.ceil((rows[-1] + 1 - by) / ay)) + 1)
     if x1 <= x0 or y1 <= y0:
-        return
+        return NO_BOX
     affine = np.array([[ax, 0, bx + ax * x0], [0, ay, by + ay * y0]], np.float64)
     warped = cv2.warpAffine(logits, affine, (x1 - x0, y1 - y0),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    mask[y0:y1, x0:x1] = warped > threshold_logit
+    window = warped > threshold_logit
+    mask[y0:y1, x0:x1] = window
+    # the box from the window, not the whole image: 1/20 of the scan at 640x480
+    x, y, w, h = cv2.boundingRect(window.view(np.uint8))
+    return (x0 + int(x), y0 + int(y), int(w), int(h)) if w else NO_BOX
 
 
-def masks_to_image(logits: np.ndarray, geometry: Geometry, stride: int, threshold: float) -> np.ndarray:
-    """Stride-``stride`` mask logits [K, h, w] -> bool masks [K, H, W] at ``geometry.image_size``
-    (probability ``threshold``); padding of a letterboxed input never reaches the image."""
+def masks_to_image(logits: np.ndarray, geometry: Geometry, stride: int,
+                   threshold: float) -> tuple[np.ndarray, list[Box]]:
+    """Stride-``stride`` mask logits [K, h, w] -> (bool masks [K, H, W] at ``geometry.image_size``, their tight
+    boxes (x, y, w, h), all zeros where empty) at probability ``threshold``; padding of a letterboxed input never
+    reaches the image."""
     logits = np.ascontiguousarray(logits, np.float32)
     threshold_logit = _logit(threshold)
     iw, ih = geometry.image_size
     masks = np.zeros((len(logits), ih, iw), bool)
-    for k in range(len(logits)):
-        _warp_into(masks[k], logits[k], geometry, stride, threshold_logit)
-    return masks
+    boxes = [_warp_into(masks[k], logits[k], geometry, stride, threshold_logit) for k in range(len(logits))]
+    return masks, boxes

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.engine import Detections, Engine, Features, NonFiniteOutputError, Prepared
 from mobileinst_ros.runtime.postprocess import above_threshold, cell_iou, grow
 from mobileinst_ros.tracking.association import associate
@@ -263,14 +262,14 @@ class KernelTracker:
         decoded = self.engine.decode(features)
         clock.lap("instance_decoder")
         det = self.engine.select(decoded, features, prepared.geometry)
-        masks = self.engine.to_image(det.mask_logits, prepared.geometry)
+        masks, boxes = self.engine.to_image(det.mask_logits, prepared.geometry)
         clock.lap("postprocess")
         active = self._associate(det)
         self._kf_features = features
         self._kf_descriptor = None  # computed when an adaptive check first needs it
         self._since_keyframe = 0
         instances = [TrackedInstance(t.track_id, t.class_id, float(s), box, m)
-                     for t, s, m, box in zip(active, det.scores, masks, map(mask_bbox, masks)) if box[2]]
+                     for t, s, m, box in zip(active, det.scores, masks, boxes) if box[2]]
         clock.lap("tracking")
         return instances
 
@@ -343,10 +342,10 @@ class KernelTracker:
         if trigger:
             own = features if self.reuse_mode == "kernels" and own_x3 else None  # this frame's full features
             return self._keyframe(prepared, clock, trigger, features.x3 if own_x3 else None, own), trigger
-        masks = self.engine.to_image(logits, prepared.geometry)
+        masks, boxes = self.engine.to_image(logits, prepared.geometry)
         clock.lap("postprocess")
         instances = [TrackedInstance(t.track_id, t.class_id, t.query_score * float(mk), box, m)
-                     for t, mk, m, box in zip(self._active, mness, masks, map(mask_bbox, masks)) if box[2]]
+                     for t, mk, m, box in zip(self._active, mness, masks, boxes) if box[2]]
         self._since_keyframe += 1
         clock.lap("tracking")
         return instances, ""
