@@ -2,11 +2,13 @@
 the machine load both alike (docs/training.md, "Before / after").
 
     .venv/bin/python scripts/compare_train_throughput.py OLD_REV OLD_CONFIG NEW_CONFIG [--rounds 3] [--steps 15]
+        [--new-processes 2]
 
 OLD_CONFIG is a path inside OLD_REV's tree, NEW_CONFIG one in this tree. Each round runs ``mobileinst-train``
 of the old checkout (a git worktree) and of this tree for ``--steps`` steps with validation off and a record
 every 5 steps; the figure per run is the seconds between the step-5 and the last record divided by the steps
 between them (start-up and the first steps excluded). Data paths in the configs are taken from this tree.
+``--new-processes N`` runs this tree's training as ``mobileinst-train --processes N`` (the same global batch).
 """
 from __future__ import annotations
 
@@ -39,9 +41,10 @@ def _seconds_per_step(metrics: Path) -> float:
     return (times[last] - times[5]) / (last - 5)
 
 
-def _run(tree: Path, config: Path, out_dir: Path) -> float:
-    subprocess.run([sys.executable, "-m", "mobileinst_ros.training.train", "--config", str(config), "--resume", "none"],
-                   cwd=tree, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def _run(tree: Path, config: Path, out_dir: Path, processes: int = 1) -> float:
+    extra = ["--processes", str(processes)] if processes > 1 else []
+    subprocess.run([sys.executable, "-m", "mobileinst_ros.training.train", "--config", str(config), "--resume", "none",
+                    *extra], cwd=tree, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, "PYTHONPATH": str(tree)})
     return _seconds_per_step(out_dir / "metrics.jsonl")
 
@@ -53,6 +56,7 @@ def main() -> int:
     parser.add_argument("new_config", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--new-processes", type=int, default=1, help="this tree's run as mobileinst-train --processes N")
     args = parser.parse_args()
     if args.steps <= 5:
         parser.error("--steps must be more than 5")
@@ -67,7 +71,7 @@ def main() -> int:
             times: dict[str, list[float]] = {"old": [], "new": []}
             for round_ in range(args.rounds):
                 times["old"].append(_run(old_tree, tmp / "old.yaml", tmp / "out_old"))
-                times["new"].append(_run(ROOT, tmp / "new.yaml", tmp / "out_new"))
+                times["new"].append(_run(ROOT, tmp / "new.yaml", tmp / "out_new", args.new_processes))
                 print(f"round {round_ + 1}: old {times['old'][-1]:.3f} s/step, new {times['new'][-1]:.3f} s/step, "
                       f"load average {os.getloadavg()[0]:.1f}", flush=True)
         finally:

@@ -55,3 +55,38 @@ def test_two_cpu_processes_train_in_sync(tmp_path):
     assert final["step"] == 3 and final["classes"] == ["red", "green"]
     metrics = (out / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == 3  # rank 0 logs, once per step
+
+
+def _tiny_config(tmp_path, ann) -> str:
+    import yaml
+
+    cfg = {"out_dir": str(tmp_path / "run"),
+           "model": {"backbone": {"pretrained": False}, "instance_decoder": {"num_queries": 8}},
+           "data": {"train": {"json": str(ann)}, "crop_size": [64, 64]},
+           "train": {"steps": 3, "batch_size": 4, "threads": 2, "log_every": 1, "warmup_steps": 1,
+                     "checkpoint_every_s": 1000}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_processes_share_the_batch_and_threads_of_one(tmp_path):
+    ann = write_tiny_ytvis(tmp_path / "data", videos=2, frames=3)
+    proc = subprocess.run([sys.executable, "-m", "mobileinst_ros.training.train", "--config",
+                           _tiny_config(tmp_path, ann), "--processes", "2", "--resume", "none"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "3 steps of 2 clip pairs x 2 processes" in proc.stderr  # the global batch stays 4
+    config = __import__("yaml").safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["train"]["batch_size"] == 2 and config["train"]["threads"] == 1
+    assert torch.load(tmp_path / "run" / "final.pt", weights_only=False)["step"] == 3
+
+
+def test_processes_that_do_not_divide_the_batch_are_refused(tmp_path, capsys):
+    from mobileinst_ros.training.train import main
+
+    ann = write_tiny_ytvis(tmp_path / "data", videos=1, frames=3)
+    assert main(["--config", _tiny_config(tmp_path, ann), "--processes", "3"]) == 2
+    assert "--processes 3 must divide train.batch_size 4" in capsys.readouterr().err
+    assert main(["--config", _tiny_config(tmp_path, ann), "--processes", "0"]) == 2
+    assert not (tmp_path / "run").exists()

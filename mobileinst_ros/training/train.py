@@ -8,6 +8,10 @@ loss plot (``loss.png``) in ``out_dir``.
 
 Several processes or machines: launch with ``torchrun`` (``--nproc_per_node``, ``--nnodes``, ...);
 DistributedDataParallel uses gloo on CPU and nccl on GPU. ``train.batch_size`` is per process.
+``--processes N`` does that on this machine: N processes share the configured batch and threads, the same
+global batch. On the 2-core machine 2 processes of 1 thread run 1.46x the steps per hour of 1 process of 2
+threads, but BatchNorm then sees each process's share of the batch only, and one shapes run so ended 8 AP lower
+(docs/training.md): an option, not the shipped recipes.
 ``build_trainer`` + ``Trainer.step`` are one step, as ``scripts/profile_train_step.py`` times it.
 """
 from __future__ import annotations
@@ -415,6 +419,17 @@ def _autocast_dtype(precision: str, key: str = "train.precision") -> torch.dtype
     return torch.bfloat16 if precision == "bf16" else None
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int):  # noqa: ANN202
+    """torch's intra-op threads set to ``threads`` inside the block."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
     """Run training as configured -> (the trained model, the last validation metrics or {})."""
     rank, world, local_rank = _distributed()
@@ -467,8 +482,11 @@ def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
 
     def validate(step: int) -> dict:
         nonlocal best_ap, last_val
-        trainer.precise_bn(int(tcfg["precise_bn_batches"]))
-        metrics = validate_model(model, val_set, vcfg)
+        # the other processes wait for this one at their next step: on a CPU it may use their threads too
+        threads = int(tcfg["threads"]) * (world if trainer.device.type == "cpu" else 1)
+        with _torch_threads(threads):
+            trainer.precise_bn(int(tcfg["precise_bn_batches"]))
+            metrics = validate_model(model, val_set, vcfg)
         trainer.train_mode()
         last_val = (step, metrics["AP"])
         with open(out_dir / "metrics.jsonl", "a") as f:
@@ -543,22 +561,54 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a config value, e.g. --set train.lr=4.0e-4 (YAML value; repeatable)")
     parser.add_argument("--resume", default="auto",
                         help="'auto' (continue from <out_dir>/last.pt if present), 'none', or a checkpoint path")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="data-parallel processes on this machine (torchrun): they share train.batch_size and "
+                             "train.threads, so the global batch stays the configured one")
     return parser
 
 
+def _config_from_args(args: argparse.Namespace) -> dict:
+    cfg = load_config(args.config)
+    for assignment in args.set:
+        cfg = override_config(cfg, assignment)
+    if args.out_dir is not None:
+        cfg["out_dir"] = str(args.out_dir)
+    if args.steps is not None:
+        cfg["train"]["steps"] = args.steps
+    if args.init_from is not None:
+        cfg["train"]["init_from"] = str(args.init_from)
+    return cfg
+
+
+def _launch_processes(argv: list[str], cfg: dict, processes: int) -> int:
+    """Run this command again in ``processes`` local processes under torchrun, each with its share of the
+    configured batch and threads; returns the launcher's exit status."""
+    from torch.distributed.run import main as torchrun
+
+    batch, threads = int(cfg["train"]["batch_size"]), int(cfg["train"]["threads"])
+    if batch % processes:
+        raise ValueError(f"--processes {processes} must divide train.batch_size {batch} (the global batch)")
+    share = [f"--set=train.batch_size={batch // processes}", f"--set=train.threads={max(1, threads // processes)}"]
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, threads // processes)))
+    try:
+        torchrun(["--standalone", f"--nproc_per_node={processes}", "-m", "mobileinst_ros.training.train",
+                  *argv, *share])
+    except Exception as err:  # the launcher raises ChildFailedError with the worker's traceback, logged already
+        print(f"mobileinst-train: error: a training process failed: {type(err).__name__}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        cfg = load_config(args.config)
-        for assignment in args.set:
-            cfg = override_config(cfg, assignment)
-        if args.out_dir is not None:
-            cfg["out_dir"] = str(args.out_dir)
-        if args.steps is not None:
-            cfg["train"]["steps"] = args.steps
-        if args.init_from is not None:
-            cfg["train"]["init_from"] = str(args.init_from)
+        if args.processes < 1:
+            raise ValueError(f"--processes must be >= 1, got {args.processes}")
+        cfg = _config_from_args(args)
+        if args.processes > 1 and "WORLD_SIZE" not in os.environ:
+            return _launch_processes(argv, cfg, args.processes)  # each process sees WORLD_SIZE and trains
         train(cfg, resume=args.resume)
     except (DatasetError, ValueError, OSError) as e:
         print(f"mobileinst-train: error: {e}", file=sys.stderr)
