@@ -29,8 +29,8 @@ from threadpoolctl import threadpool_limits
 
 from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec, expected_shapes,
                                               load_spec, parse_resolution)
-from mobileinst_ros.runtime.postprocess import (Box, mask_logits, mask_stats, masks_to_image, not_duplicates, query_scores,
-                                                rank, restrict, split_components)
+from mobileinst_ros.runtime.postprocess import (Box, mask_logits, mask_stats, masks_to_image, not_duplicates,
+                                                query_scores, rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
@@ -356,8 +356,8 @@ class Engine:
         for context in range(most + 1):
             lo, hi = window.start - context, window.stop + context
             crop = shallow.run(image=np.ascontiguousarray(image[:, lo * stride:hi * stride, lo * stride:hi * stride]))
-            inner = slice(context, context + 2)
-            if np.abs(crop["x3"][..., inner, inner] - whole[..., window, window]).max() <= tolerance:
+            centre = slice(context, context + 2)
+            if np.abs(crop["x3"][..., centre, centre] - whole[..., window, window]).max() <= tolerance:
                 return context
         return None
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from mobileinst_ros.runtime.preprocess import Geometry
 
-__all__ = ["sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates", "masks_to_image",
-           "split_components", "restrict", "grow", "above_threshold", "cell_iou", "OUTSIDE_LOGIT"]
+__all__ = ["Box", "NO_BOX", "sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates",
+           "masks_to_image", "split_components", "restrict", "grow", "above_threshold", "cell_iou", "OUTSIDE_LOGIT"]
 
 # the logit of a cell outside a part's region: no bilinear mix with it reaches any mask threshold in use
 OUTSIDE_LOGIT = np.float32(-30.0)

@@ -350,12 +350,12 @@ class KernelTracker:
         clock.lap("tracking")
         return instances, ""
 
-    def _crops(self, resolution: tuple[int, int]) -> list[tuple[int, int, int, int]] | None:
+    def _crops(self, resolution: tuple[int, int]) -> list[Rect] | None:
         """Where a non-keyframe recomputes x3 (``Engine.shallow_in_windows``): around each active part's window,
-        the cells its mask features read, as rectangles (y0, x0, y1, x1) merged where one costs no more than two;
-        None where the whole image must run: crops off, a shrunk or paper-mode non-keyframe, adaptive keyframes
-        (the feature trigger compares whole images), a whole mask (no window), graphs of one size, or crops that
-        would cover the image anyway, or a shallow graph with no finite context (``Engine.shallow_context``)."""
+        the cells its mask features read, as rectangles merged where one costs no more than two. None where the
+        whole image must run: crops off, a shrunk or paper-mode non-keyframe, adaptive keyframes (the feature
+        trigger compares whole images), a whole mask (no window), graphs of one size, a shallow graph with no
+        finite context (``Engine.shallow_context``), or crops that would cover the image anyway."""
         if not self.non_keyframe_crops or self.non_keyframe_scale != 1.0 or self.reuse_mode != "features" \
                 or self.adaptive_keyframes or any(t.region is None for t in self._active) \
                 or not self.engine.shallow_any_size():

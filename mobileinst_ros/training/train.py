@@ -24,6 +24,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -420,7 +421,7 @@ def _autocast_dtype(precision: str, key: str = "train.precision") -> torch.dtype
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int):  # noqa: ANN202
+def _torch_threads(threads: int) -> Iterator[None]:
     """torch's intra-op threads set to ``threads`` inside the block."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
