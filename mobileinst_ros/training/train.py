@@ -9,9 +9,9 @@ loss plot (``loss.png``) in ``out_dir``.
 Several processes or machines: launch with ``torchrun`` (``--nproc_per_node``, ``--nnodes``, ...);
 DistributedDataParallel uses gloo on CPU and nccl on GPU. ``train.batch_size`` is per process.
 ``--processes N`` does that on this machine: N processes share the configured batch and threads, the same
-global batch. On the 2-core machine 2 processes of 1 thread run 1.46x the steps per hour of 1 process of 2
-threads, but BatchNorm then sees each process's share of the batch only, and one shapes run so ended 8 AP lower
-(docs/training.md): an option, not the shipped recipes.
+global batch. On the 2-core machine 2 processes of 1 thread run 1.3-1.5x the steps per hour of 1 process of 2
+threads, but BatchNorm then sees each process's share of the batch only, and a shapes run so ended 7-8 AP below
+its one-process control (docs/training.md): an option, not the shipped recipes.
 ``build_trainer`` + ``Trainer.step`` are one step, as ``scripts/profile_train_step.py`` times it.
 """
 from __future__ import annotations
