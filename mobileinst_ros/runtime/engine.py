@@ -29,8 +29,8 @@ from threadpoolctl import threadpool_limits
 
 from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec, expected_shapes,
                                               load_spec, parse_resolution)
-from mobileinst_ros.runtime.postprocess import (Box, mask_logits, mask_stats, masks_to_image, not_duplicates,
-                                                query_scores, rank, restrict, split_components)
+from mobileinst_ros.runtime.postprocess import (Box, Rect, grow_rect, mask_logits, mask_stats, masks_to_image,
+                                                not_duplicates, query_scores, rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
@@ -361,8 +361,7 @@ class Engine:
                 return context
         return None
 
-    def shallow_in_windows(self, prepared: Prepared, x3: np.ndarray,
-                           windows: list[tuple[int, int, int, int]]) -> np.ndarray:
+    def shallow_in_windows(self, prepared: Prepared, x3: np.ndarray, windows: list[Rect]) -> np.ndarray:
         """``x3`` (an earlier frame's stride-8 features at this resolution) with the cells of ``windows``
         (y0, x0, y1, x1 on the stride-8 grid) recomputed from ``prepared``'s image: the shallow backbone runs on
         each window grown by ``shallow_context`` cells, so that the window's cells come out as a whole-image run
@@ -372,11 +371,9 @@ class Engine:
             raise ValueError("this model's shallow graph has no finite context: it cannot run on crops")
         out = x3.copy()
         stride = self.spec.mask_stride
-        grid_h, grid_w = x3.shape[2:]
         shallow = self._graphs[prepared.resolution]["shallow"]
         for y0, x0, y1, x1 in windows:
-            cy0, cx0, cy1, cx1 = max(0, y0 - margin), max(0, x0 - margin), min(grid_h, y1 + margin), \
-                min(grid_w, x1 + margin)
+            cy0, cx0, cy1, cx1 = grow_rect((y0, x0, y1, x1), margin, x3.shape[2:])
             crop = np.ascontiguousarray(prepared.tensor[:, cy0 * stride:cy1 * stride, cx0 * stride:cx1 * stride])
             part = shallow.run(image=crop)["x3"]
             out[:, :, y0:y1, x0:x1] = part[:, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]

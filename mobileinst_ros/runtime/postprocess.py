@@ -21,10 +21,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.preprocess import Geometry
 
-__all__ = ["Box", "NO_BOX", "sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates",
-           "masks_to_image", "split_components", "restrict", "grow", "above_threshold", "cell_iou", "OUTSIDE_LOGIT"]
+__all__ = ["Box", "NO_BOX", "Rect", "sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates",
+           "masks_to_image", "split_components", "restrict", "grow", "grow_rect", "above_threshold", "cell_iou",
+           "OUTSIDE_LOGIT"]
 
 # the logit of a cell outside a part's region: no bilinear mix with it reaches any mask threshold in use
 OUTSIDE_LOGIT = np.float32(-30.0)
@@ -122,6 +124,15 @@ def grow(regions: np.ndarray, cells: int) -> np.ndarray:
         else regions.astype(bool)
 
 
+Rect = tuple[int, int, int, int]  # y0, x0, y1, x1 on a grid, ends exclusive
+
+
+def grow_rect(rect: Rect, cells: int, grid: tuple[int, int]) -> Rect:
+    """``rect`` grown by ``cells`` on every side, clipped to the grid (h, w)."""
+    return (max(0, rect[0] - cells), max(0, rect[1] - cells), min(grid[0], rect[2] + cells),
+            min(grid[1], rect[3] + cells))
+
+
 def restrict(logits: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """Mask logits [K, h, w] with every cell outside bool ``regions`` [K, h, w] set to ``OUTSIDE_LOGIT``."""
     return np.where(regions, logits, OUTSIDE_LOGIT).astype(np.float32)
@@ -137,7 +148,6 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
     of the same mask holds."""
     inside = _inside_content(logits, geometry, stride, threshold)[1]
     gh, gw = inside.shape[1:]
-    ring = np.ones((3, 3), np.uint8)
     parts, parent = [], []
     for k in range(len(logits)):
         count, labels, stats, _ = cv2.connectedComponentsWithStats(inside[k].astype(np.uint8), connectivity=8)
@@ -149,12 +159,12 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
         for label in np.flatnonzero((areas >= min_fraction * areas.max()) & (areas >= min_cells)) + 1:
             # within the part's box grown by the ring: the rest of the grid is outside anyway
             x, y, w, h = stats[label, :4]
-            y0, x0, y1, x1 = max(0, y - 1), max(0, x - 1), min(gh, y + h + 1), min(gw, x + w + 1)
+            y0, x0, y1, x1 = grow_rect((y, x, y + h, x + w), 1, (gh, gw))
             window = labels[y0:y1, x0:x1]
             own = window == label
-            region = (cv2.dilate(own.view(np.uint8), ring) > 0) & ((window == 0) | own)
+            region = grow(own[None], 1)[0] & ((window == 0) | own)
             part = np.full(logits.shape[1:], OUTSIDE_LOGIT, np.float32)
-            part[y0:y1, x0:x1] = np.where(region, logits[k, y0:y1, x0:x1], OUTSIDE_LOGIT)
+            part[y0:y1, x0:x1] = restrict(logits[k, y0:y1, x0:x1], region)
             parts.append(part)
             parent.append(k)
     shape = (0, *logits.shape[1:])
@@ -190,9 +200,8 @@ def _warp_into(mask: np.ndarray, logits: np.ndarray, geometry: Geometry, stride:
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     window = warped > threshold_logit
     mask[y0:y1, x0:x1] = window
-    # the box from the window, not the whole image: 1/20 of the scan at 640x480
-    x, y, w, h = cv2.boundingRect(window.view(np.uint8))
-    return (x0 + int(x), y0 + int(y), int(w), int(h)) if w else NO_BOX
+    x, y, w, h = mask_bbox(window)  # the window's box, not the whole image's: 1/20 of the scan at 640x480
+    return (x0 + x, y0 + y, w, h) if w else NO_BOX
 
 
 def masks_to_image(logits: np.ndarray, geometry: Geometry, stride: int,

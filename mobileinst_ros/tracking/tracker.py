@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.engine import Detections, Engine, Features, NonFiniteOutputError, Prepared
-from mobileinst_ros.runtime.postprocess import above_threshold, cell_iou, grow
+from mobileinst_ros.runtime.postprocess import Rect, above_threshold, cell_iou, grow, grow_rect
 from mobileinst_ros.tracking.association import associate
 
 __all__ = ["TrackedInstance", "TrackedFrame", "KernelTracker", "REUSE_MODES"]
@@ -121,17 +122,8 @@ def _relative_change(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean() / max(float(np.abs(b).mean()), 1e-6))
 
 
-Rect = tuple[int, int, int, int]  # y0, x0, y1, x1 on the stride-8 grid
-
-
 def _area(rect: Rect) -> int:
     return max(0, rect[2] - rect[0]) * max(0, rect[3] - rect[1])
-
-
-def _grown(rect: Rect, grid: tuple[int, int], cells: int) -> Rect:
-    """``rect`` grown by ``cells`` on every side, clipped to the grid (h, w)."""
-    return (max(0, rect[0] - cells), max(0, rect[1] - cells), min(grid[0], rect[2] + cells),
-            min(grid[1], rect[3] + cells))
 
 
 def _merge_crops(rects: list[Rect], grid: tuple[int, int], context: int) -> list[Rect]:
@@ -144,7 +136,8 @@ def _merge_crops(rects: list[Rect], grid: tuple[int, int], context: int) -> list
         for i, j in itertools.combinations(range(len(rects)), 2):
             a, b = rects[i], rects[j]
             union = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-            if _area(_grown(union, grid, context)) <= _area(_grown(a, grid, context)) + _area(_grown(b, grid, context)):
+            if _area(grow_rect(union, context, grid)) <= \
+                    _area(grow_rect(a, context, grid)) + _area(grow_rect(b, context, grid)):
                 rects[i] = union
                 del rects[j]
                 merged = True
@@ -368,11 +361,11 @@ class KernelTracker:
         reach = PART_MOTION_CELLS + MASK_DECODER_CONTEXT_CELLS
         rects = []
         for track in self._active:
-            ys, xs = np.nonzero(track.region)
-            if len(ys):
-                rects.append(_grown((int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1), grid, reach))
+            x, y, w, h = mask_bbox(track.region)
+            if w:
+                rects.append(grow_rect((y, x, y + h, x + w), reach, grid))
         rects = _merge_crops(rects, grid, context)
-        cost = sum(_area(_grown(r, grid, context)) for r in rects)
+        cost = sum(_area(grow_rect(r, context, grid)) for r in rects)
         return rects if cost < grid[0] * grid[1] else None
 
     def _part_windows(self, grid: tuple[int, int]) -> np.ndarray | None:

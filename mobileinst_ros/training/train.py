@@ -586,11 +586,11 @@ def _launch_processes(argv: list[str], cfg: dict, processes: int) -> int:
     configured batch and threads; returns the launcher's exit status."""
     from torch.distributed.run import main as torchrun
 
-    batch, threads = int(cfg["train"]["batch_size"]), int(cfg["train"]["threads"])
+    batch, threads = int(cfg["train"]["batch_size"]), max(1, int(cfg["train"]["threads"]) // processes)
     if batch % processes:
         raise ValueError(f"--processes {processes} must divide train.batch_size {batch} (the global batch)")
-    share = [f"--set=train.batch_size={batch // processes}", f"--set=train.threads={max(1, threads // processes)}"]
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, threads // processes)))
+    share = [f"--set=train.batch_size={batch // processes}", f"--set=train.threads={threads}"]
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
         torchrun(["--standalone", f"--nproc_per_node={processes}", "-m", "mobileinst_ros.training.train",
                   *argv, *share])
