@@ -19,6 +19,8 @@ Predictions may come in bfloat16 (autocast); the matcher and every loss work in 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -109,7 +111,8 @@ class SetCriterion(nn.Module):
 
     def __init__(self, matcher: HungarianMatcher, weights: dict[str, float] | None = None,
                  focal_alpha: float = 0.25, focal_gamma: float = 2.0, mask_loss_stride: int = 4,
-                 mask_points: int = 0, objectness_negatives: bool = False):
+                 mask_points: int = 0, objectness_negatives: bool = False,
+                 average_count: Callable[[float], float] | None = None):
         super().__init__()
         self.matcher = matcher
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **(weights or {})}
@@ -126,6 +129,9 @@ class SetCriterion(nn.Module):
         # SparseInst trains objectness on the matched queries only; with ``objectness_negatives`` the
         # unmatched ones learn 0 too, so that a duplicate's score falls with its objectness
         self.objectness_negatives = objectness_negatives
+        # the count of target masks that normalises the losses; training in several processes averages it over
+        # them, so that their averaged gradients are one process's on the whole batch (DETR's num_boxes)
+        self.average_count = average_count or (lambda count: count)
 
     @staticmethod
     def targets_at(targets: list[dict], stride: int) -> list[torch.Tensor]:
@@ -163,7 +169,7 @@ class SetCriterion(nn.Module):
         matched_targets = [{"labels": t["labels"], "masks": m} for t, m in zip(targets, self.targets_at(targets, 8))]
         with record_function("matcher"):
             indices = self.matcher(logits.detach(), masks.detach(), matched_targets)
-        num_masks = max(sum(int(t["labels"].numel()) for t in targets), 1)
+        num_masks = max(self.average_count(sum(int(t["labels"].numel()) for t in targets)), 1)
 
         class_targets = torch.zeros_like(logits)
         for b, (qi, ti) in enumerate(indices):

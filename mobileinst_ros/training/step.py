@@ -94,6 +94,7 @@ class TrainStep(nn.Module):
                 if j is not None:
                     preds.append((i, q))
                     tgts.append(second["masks"][j])
+        count = self.criterion.average_count(len(preds))  # on every process, before any of them returns
         if not preds:
             return reused.sum() * 0.0  # keeps the mask decoder in the graph
         bi, qi = torch.tensor(preds).T
@@ -101,4 +102,4 @@ class TrainStep(nn.Module):
             masks = compute_masks(kernels[bi, qi][:, None], reused[bi]).squeeze(1)
         m = self.criterion.mask_losses(masks.float(), torch.stack(tgts))
         w = self.criterion.weights
-        return (w["dice"] * m["dice"] + w["mask"] * m["mask"]) / len(preds)
+        return (w["dice"] * m["dice"] + w["mask"] * m["mask"]) / max(count, 1)

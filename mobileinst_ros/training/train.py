@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import random
 import sys
 import time
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ from ..model.matcher import HungarianMatcher
 from ..model.mobileinst import DEFAULT_MODEL_CONFIG, build_model, count_parameters, merge_config, normalize_images
 from .plot import plot_metrics
 from .step import TrainStep
+from .sync_batch_norm import convert_batch_norms, mean_over_processes, synchronized
 from .validation import validate as validate_model
 
 __all__ = ["DEFAULT_CONFIG", "Trainer", "build_trainer", "load_config", "load_dataset", "train", "main"]
@@ -260,16 +262,27 @@ class Trainer:
         targets = _to_device(batch["targets"], self.device)
         for g, factor in zip(self.optimizer.param_groups, (tcfg["backbone_lr_mult"], 1.0)):
             g["lr"] = tcfg["lr"] * factor * _lr_factor(step, tcfg)
-        with self.frozen_precision or contextlib.nullcontext():
-            losses = self.runner(images, targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        with record_function("backward"):
-            losses["total"].backward()
+        # the same draw on every process: those that reuse run the mask decoder's BatchNorm once more
+        reuse = random.Random(f"{self.cfg['seed']}:{step}").random() < self.step_module.feature_reuse_prob
+        with synchronized(self.model):
+            with self.frozen_precision or contextlib.nullcontext():
+                losses = self.runner(images, targets, reuse)
+            self.optimizer.zero_grad(set_to_none=True)
+            with record_function("backward"):
+                losses["total"].backward()
         with record_function("optimizer"):
             if tcfg["grad_clip"]:
                 torch.nn.utils.clip_grad_norm_(self.trainable, tcfg["grad_clip"], foreach=True)
             self.optimizer.step()
-        return {k: v.detach() for k, v in losses.items()}
+        return self._mean_over_processes({k: v.detach() for k, v in losses.items()})
+
+    def _mean_over_processes(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The losses of the whole batch (each process holds its share's) for the log."""
+        if self.world == 1:
+            return losses
+        values = torch.stack([v.float() for v in losses.values()])
+        dist.all_reduce(values)
+        return dict(zip(losses, values / self.world))
 
     @torch.no_grad()
     def precise_bn(self, batches: int) -> None:
@@ -387,11 +400,14 @@ def build_trainer(cfg: dict, rank: int = 0, world: int = 1, local_rank: int = 0)
     pairs = ClipPairDataset(train_set, augment, dcfg["max_gap"], seed=cfg["seed"])
 
     model = build_model(cfg["model"], len(train_set.classes)).to(device)
+    if world > 1:  # BatchNorm over the whole batch, not each process's share
+        model = convert_batch_norms(model)
     memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     matcher = HungarianMatcher(**lcfg["matcher"], focal_alpha=lcfg["focal_alpha"], focal_gamma=lcfg["focal_gamma"])
     criterion = SetCriterion(matcher, lcfg["weights"], lcfg["focal_alpha"], lcfg["focal_gamma"],
-                             lcfg["mask_loss_stride"], lcfg["mask_points"], lcfg["objectness_negatives"])
+                             lcfg["mask_loss_stride"], lcfg["mask_points"], lcfg["objectness_negatives"],
+                             average_count=mean_over_processes)
     step_module = TrainStep(model, criterion, lcfg["aux_weight"], lcfg["temporal_weight"], lcfg["reuse_weight"],
                             lcfg["feature_reuse_prob"], autocast_dtype=_autocast_dtype(tcfg["precision"]))
     frozen = freeze_backbone_prefix(model, int(tcfg["freeze_backbone_blocks"]), cfg["model"])
