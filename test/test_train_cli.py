@@ -14,7 +14,8 @@ def write_config(tmp_path, ann, **train):
     cfg = {
         "out_dir": str(tmp_path / "run"),
         "model": {"backbone": {"pretrained": False}, "instance_decoder": {"num_queries": 8}},
-        "data": {"train": {"json": str(ann)}, "val": {"json": str(ann)}, "crop_size": [64, 64]},
+        "data": {"train": {"json": str(ann)}, "val": {"json": str(ann)}, "crop_size": [128, 128]},  # x6 of one
+        # frame at 64 px is 1x1: BatchNorm in the feature-reuse pass (one frame per clip pair) needs more
         "train": {"steps": 2, "batch_size": 1, "threads": 1, "log_every": 1, "val_every": 2, "warmup_steps": 1,
                   "checkpoint_every_s": 0, **train},
         "val": {"input_size": [64, 64], "max_videos": 1},
@@ -98,7 +99,19 @@ def test_frozen_precision_needs_a_frozen_prefix(tmp_path, capsys):
     assert "train.frozen_precision: bf16 needs a frozen prefix" in capsys.readouterr().err
     cfg = write_config(tmp_path, ann, frozen_precision="fp16")
     assert main(["--config", str(cfg)]) == 2
-    assert "train.frozen_precision must be fp32 or bf16" in capsys.readouterr().err
+    assert "train.frozen_precision must be auto, fp32 or bf16" in capsys.readouterr().err
+
+
+def test_auto_frozen_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    from mobileinst_ros.training.train import _frozen_precision
+
+    cpu = torch.device("cpu")
+    for native, want in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert _frozen_precision("auto", cpu, has_prefix=True) == want
+        assert _frozen_precision("auto", cpu, has_prefix=False) == "fp32"  # nothing frozen to run in bf16
+        assert _frozen_precision("fp32", cpu, has_prefix=True) == "fp32"  # an explicit choice stands
 
 
 def test_the_shipped_default_model_is_a_fine_tuning_start(tmp_path, caplog):
