@@ -9,9 +9,10 @@ loss plot (``loss.png``) in ``out_dir``.
 Several processes or machines: launch with ``torchrun`` (``--nproc_per_node``, ``--nnodes``, ...);
 DistributedDataParallel uses gloo on CPU and nccl on GPU. ``train.batch_size`` is per process.
 ``--processes N`` does that on this machine: N processes share the configured batch and threads, the same
-global batch. On the 2-core machine 2 processes of 1 thread run 1.3-1.5x the steps per hour of 1 process of 2
-threads, but BatchNorm then sees each process's share of the batch only, and a shapes run so ended 7-8 AP below
-its one-process control (docs/training.md): an option, not the shipped recipes.
+global batch, and train as one process would (``train.sync_batch_norm``: BatchNorm statistics over all of them;
+without it a shapes run ended 7-8 AP below its one-process control). Whether it is faster depends on the machine
+(docs/training.md): 1.3-1.5x without synchronised BatchNorm on an AVX-512 2-core machine, 0.6x with it (0.96x
+without) on an AVX2 one: an option, not the shipped recipes.
 ``build_trainer`` + ``Trainer.step`` are one step, as ``scripts/profile_train_step.py`` times it.
 """
 from __future__ import annotations
@@ -95,6 +96,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "frozen_precision": "auto",
         "init_from": None,
         "precise_bn_batches": 20,
+        "sync_batch_norm": False,  # --processes sets it: its processes split one batch
         "channels_last": True,
         "log_every": 10,
         "checkpoint_every_s": 300,
@@ -400,7 +402,7 @@ def build_trainer(cfg: dict, rank: int = 0, world: int = 1, local_rank: int = 0)
     pairs = ClipPairDataset(train_set, augment, dcfg["max_gap"], seed=cfg["seed"])
 
     model = build_model(cfg["model"], len(train_set.classes)).to(device)
-    if world > 1:  # BatchNorm over the whole batch, not each process's share
+    if world > 1 and tcfg["sync_batch_norm"]:  # BatchNorm over the whole batch, not each process's share
         model = convert_batch_norms(model)
     memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
     model = model.to(memory_format=memory_format)
@@ -619,7 +621,8 @@ def _launch_processes(argv: list[str], cfg: dict, processes: int) -> int:
     batch, threads = int(cfg["train"]["batch_size"]), max(1, int(cfg["train"]["threads"]) // processes)
     if batch % processes:
         raise ValueError(f"--processes {processes} must divide train.batch_size {batch} (the global batch)")
-    share = [f"--set=train.batch_size={batch // processes}", f"--set=train.threads={threads}"]
+    share = [f"--set=train.batch_size={batch // processes}", f"--set=train.threads={threads}",
+             "--set=train.sync_batch_norm=true"]
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
         torchrun(["--standalone", f"--nproc_per_node={processes}", "-m", "mobileinst_ros.training.train",
