@@ -34,7 +34,7 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x[B,C,H,W] -> normalised x[B,C,H,W]; the running statistics follow the global batch's."""
-        if not (self.training and self.synchronizing and _distributed()):
+        if not (self.training and self.track_running_stats and self.synchronizing and _distributed()):
             return super().forward(x)
         var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), unbiased=False)  # stable per process
         n = x.numel() / x.shape[1]
@@ -46,8 +46,10 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
         global_mean = total[:c] / count
         global_var = (total[c:2 * c] / count - global_mean ** 2).clamp(min=0)
         self._update_running_stats(global_mean.detach(), global_var.detach(), count.item())
-        scale = self.weight * torch.rsqrt(global_var.float() + self.eps)
-        shift = self.bias - global_mean.float() * scale
+        scale = torch.rsqrt(global_var.float() + self.eps)
+        if self.affine:
+            scale = scale * self.weight
+        shift = -global_mean.float() * scale + (self.bias if self.affine else 0.0)
         return x * scale.view(1, c, 1, 1).to(x.dtype) + shift.view(1, c, 1, 1).to(x.dtype)
 
     @torch.no_grad()
