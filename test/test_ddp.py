@@ -87,7 +87,7 @@ def test_processes_share_the_batch_and_train_as_one(tmp_path):
     config = __import__("yaml").safe_load((tmp_path / "two" / "config.yaml").read_text())
     assert config["train"]["batch_size"] == 2 and config["train"]["threads"] == 1  # the global batch stays 4
     assert torch.load(tmp_path / "two" / "final.pt", weights_only=False)["step"] == 3
-    one = _train(tmp_path, ann, "one")
+    one = _train(tmp_path, ann, "one", "--steps", "1")
     # the same clip pairs, BatchNorm over all of them, losses normalised by the whole batch's count, the whole
     # batch's losses logged: the first step's losses are one process's up to float rounding (per-process
     # BatchNorm alone moves them by ~0.5-3%; one process at 1 thread instead of 2 by ~0.01-0.03%)
