@@ -5,9 +5,9 @@ Losses (each a weighted sum of class / dice / mask BCE / objectness from ``SetCr
 - ``aux``: global-stage predictions of every frame (QueryInst's parallel supervision);
 - ``temporal``: frame t's global-stage queries passed through frame t+d's local stage, supervised
   with t+d's targets (temporal query passing, MobileInst's training for kernel reuse);
-- ``reuse`` (with probability ``feature_reuse_prob``): frame t+d's mask features computed from its
-  own X3 but frame t's X4/X5/X6, masked with frame t's kernels, supervised with t+d's masks of the
-  same instance ids: what a non-keyframe does at run time.
+- ``reuse`` (when the caller asks: ``Trainer.step`` draws it with ``loss.feature_reuse_prob``): frame t+d's
+  mask features computed from its own X3 but frame t's X4/X5/X6, masked with frame t's kernels, supervised
+  with t+d's masks of the same instance ids: what a non-keyframe does at run time.
 
 The module wraps model + criterion so that DistributedDataParallel sees one ``forward``. With
 ``autocast_dtype`` (bfloat16 on a CPU with AMX/AVX512-BF16) the network runs under autocast; the
@@ -29,12 +29,10 @@ __all__ = ["TrainStep"]
 
 class TrainStep(nn.Module):
     def __init__(self, model: MobileInst, criterion: SetCriterion, aux_weight: float = 1.0,
-                 temporal_weight: float = 1.0, reuse_weight: float = 1.0, feature_reuse_prob: float = 0.5,
-                 autocast_dtype: torch.dtype | None = None):
+                 temporal_weight: float = 1.0, reuse_weight: float = 1.0, autocast_dtype: torch.dtype | None = None):
         super().__init__()
         self.model, self.criterion = model, criterion
         self.aux_weight, self.temporal_weight, self.reuse_weight = aux_weight, temporal_weight, reuse_weight
-        self.feature_reuse_prob = feature_reuse_prob
         self.autocast_dtype = autocast_dtype
 
     def _network(self, device: torch.device) -> contextlib.AbstractContextManager:
@@ -43,13 +41,11 @@ class TrainStep(nn.Module):
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.autocast_dtype)
 
-    def forward(self, images: torch.Tensor, targets: list[list[dict]], reuse: bool | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, targets: list[list[dict]], reuse: bool) -> dict[str, torch.Tensor]:
         """images[B,2,3,H,W] normalised, targets[B][2] -> losses {total, main, aux, temporal, reuse,
-        main_class, main_dice, main_mask, main_objectness}. ``reuse`` None draws it at random."""
+        main_class, main_dice, main_mask, main_objectness}; the ``reuse`` loss is 0 unless ``reuse``."""
         b = images.shape[0]
         flat_targets = [t for pair in targets for t in pair]  # order: clip0 t, clip0 t+d, clip1 t, ...
-        if reuse is None:
-            reuse = bool(torch.rand(()) < self.feature_reuse_prob)
         with record_function("network"), self._network(images.device):
             out = self.model(images.flatten(0, 1))
             passed = self.passed_predictions(out, b)

@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
 from torch import nn
 
-__all__ = ["SyncBatchNorm2d", "convert_batch_norms", "mean_over_processes", "synchronized"]
+__all__ = ["SyncBatchNorm2d", "average_count", "convert_batch_norms", "mean_over_processes", "synchronized"]
 
 
 def _distributed() -> bool:
@@ -90,11 +90,16 @@ def synchronized(module: nn.Module) -> Iterator[None]:
             m.synchronizing = False
 
 
-def mean_over_processes(value: float) -> float:
-    """``value`` averaged over the training processes (itself with one): the loss normaliser that makes N
-    processes' averaged gradients those of one process on the whole batch (DETR's num_boxes)."""
+def mean_over_processes(values: torch.Tensor) -> torch.Tensor:
+    """``values`` averaged element-wise over the training processes (themselves with one process)."""
     if not _distributed():
-        return value
-    t = torch.tensor([float(value)], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t) / dist.get_world_size()
+        return values
+    total = values.clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
+
+
+def average_count(count: float) -> float:
+    """A count averaged over the training processes: the loss normaliser that makes N processes' averaged
+    gradients those of one process on the whole batch (DETR's num_boxes)."""
+    return float(mean_over_processes(torch.tensor([float(count)], dtype=torch.float64)))

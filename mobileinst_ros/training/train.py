@@ -48,7 +48,7 @@ from ..model.matcher import HungarianMatcher
 from ..model.mobileinst import DEFAULT_MODEL_CONFIG, build_model, count_parameters, merge_config, normalize_images
 from .plot import plot_metrics
 from .step import TrainStep
-from .sync_batch_norm import convert_batch_norms, mean_over_processes, synchronized
+from .sync_batch_norm import average_count, convert_batch_norms, mean_over_processes, synchronized
 from .validation import validate as validate_model
 
 __all__ = ["DEFAULT_CONFIG", "Trainer", "build_trainer", "load_config", "load_dataset", "train", "main"]
@@ -265,7 +265,7 @@ class Trainer:
         for g, factor in zip(self.optimizer.param_groups, (tcfg["backbone_lr_mult"], 1.0)):
             g["lr"] = tcfg["lr"] * factor * _lr_factor(step, tcfg)
         # the same draw on every process: those that reuse run the mask decoder's BatchNorm once more
-        reuse = random.Random(f"{self.cfg['seed']}:{step}").random() < self.step_module.feature_reuse_prob
+        reuse = random.Random(f"{self.cfg['seed']}:{step}").random() < self.cfg["loss"]["feature_reuse_prob"]
         with synchronized(self.model):
             with self.frozen_precision or contextlib.nullcontext():
                 losses = self.runner(images, targets, reuse)
@@ -276,15 +276,9 @@ class Trainer:
             if tcfg["grad_clip"]:
                 torch.nn.utils.clip_grad_norm_(self.trainable, tcfg["grad_clip"], foreach=True)
             self.optimizer.step()
-        return self._mean_over_processes({k: v.detach() for k, v in losses.items()})
+        # the whole batch's losses for the log (each process holds its share's)
+        return dict(zip(losses, mean_over_processes(torch.stack([v.detach().float() for v in losses.values()]))))
 
-    def _mean_over_processes(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The losses of the whole batch (each process holds its share's) for the log."""
-        if self.world == 1:
-            return losses
-        values = torch.stack([v.float() for v in losses.values()])
-        dist.all_reduce(values)
-        return dict(zip(losses, values / self.world))
 
     @torch.no_grad()
     def precise_bn(self, batches: int) -> None:
@@ -409,9 +403,9 @@ def build_trainer(cfg: dict, rank: int = 0, world: int = 1, local_rank: int = 0)
     matcher = HungarianMatcher(**lcfg["matcher"], focal_alpha=lcfg["focal_alpha"], focal_gamma=lcfg["focal_gamma"])
     criterion = SetCriterion(matcher, lcfg["weights"], lcfg["focal_alpha"], lcfg["focal_gamma"],
                              lcfg["mask_loss_stride"], lcfg["mask_points"], lcfg["objectness_negatives"],
-                             average_count=mean_over_processes)
+                             average_count=average_count)
     step_module = TrainStep(model, criterion, lcfg["aux_weight"], lcfg["temporal_weight"], lcfg["reuse_weight"],
-                            lcfg["feature_reuse_prob"], autocast_dtype=_autocast_dtype(tcfg["precision"]))
+                            autocast_dtype=_autocast_dtype(tcfg["precision"]))
     frozen = freeze_backbone_prefix(model, int(tcfg["freeze_backbone_blocks"]), cfg["model"])
     frozen_dtype = _autocast_dtype(_frozen_precision(tcfg["frozen_precision"], device, frozen is not None))
     if rank == 0 and frozen is not None:
