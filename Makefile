@@ -53,8 +53,10 @@ $(DEMO_VIDEO):
 demo: robot-venv $(DEMO_VIDEO)
 	$(PYTHON) -m mobileinst_ros.replay.demo --video $(DEMO_VIDEO) --start 645 --frames 150
 
+# Two pytest-xdist workers, each test file on one of them (its module fixtures built once), each worker in its
+# own ROS domain (test/conftest.py): most tests wait on processes, so two workers halve the time on 2 cores.
 test: venv
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadfile
 
 # INT8 graphs are generated, not shipped (the 40 MB budget holds the two FP32 models): a copy of the
 # synthetic-shapes model (exact ground truth) plus the graphs mobileinst-quantize calibrates on frames of

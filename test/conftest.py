@@ -1,7 +1,8 @@
-"""Test-wide ROS 2 isolation: every pytest run gets its own DDS domain on loopback.
+"""Test-wide ROS 2 isolation: every pytest run, and every pytest-xdist worker of a run, gets its own DDS
+domain on loopback.
 
-Parallel runs and processes left over from an earlier run then cannot see each other's topics.
-Child processes inherit the environment, so cross-process tests share the run's domain.
+Parallel runs, the workers of one run and processes left over from an earlier run then cannot see each
+other's topics. Child processes inherit the environment, so cross-process tests share their worker's domain.
 
 Fixtures shared by several test files: ``shallow_sizes``.
 """
@@ -10,7 +11,9 @@ import random
 
 import pytest
 
-os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 100))
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))  # xdist sets both per worker
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))
+os.environ["ROS_DOMAIN_ID"] = str(1 + (random.Random(_RUN).randrange(0, 100, 8) + _WORKER) % 100)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 

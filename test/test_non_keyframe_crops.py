@@ -89,6 +89,8 @@ def test_non_keyframes_run_crops_and_give_the_whole_images_masks(shapes, frames,
 
 def test_a_non_keyframe_with_nothing_to_follow_runs_no_backbone(shapes, shallow_sizes):
     grey = np.full((SIZE[1], SIZE[0], 3), 128, np.uint8)
+    shapes.shallow_context(SIZE)  # the engine's one-off probe of a crop's context (runs the graph on crops)
+    shallow_sizes.clear()
     tracker = KernelTracker(shapes, keyframe_interval=3)
     results = [tracker.process(grey) for _ in range(3)]
     assert [r.instances for r in results] == [[], [], []]
