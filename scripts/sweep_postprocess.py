@@ -1,6 +1,6 @@
 """Sweep the engine's post-processing (score threshold, duplicate suppression by mask NMS) and the
 tracker's association threshold for one model on one input, at several keyframe intervals, in one process:
-AP, AP50, MOTA, HOTA, ID switches, phantoms per frame, track ids per true track, and per class the frame AP50
+AP, AP50, MOTA, HOTA, ID switches (and per 100 true track-frames), phantoms per frame, track ids per true track, and per class the frame AP50
 (every frame an image: detection and masks without tracking, which whole-track AP on long clips hides).
 
     .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3]
@@ -94,6 +94,7 @@ def main() -> None:
             "per_class_AP50": {k: _pct(v) for k, v in accuracy["per_class_AP50"].items()},
             "per_class_frame_AP50": {name: frame_ap50(run, c) for c, name in enumerate(engine.class_names)},
             "MOTA": _pct(tracking["MOTA"]), "HOTA": _pct(tracking["HOTA"]), "IDSW": tracking["IDSW"],
+            "IDSW_per_100": round(tracking["IDSW_per_100"], 2),
             "phantoms_per_frame": round(agreement["phantoms_per_frame"], 3),
             "ids_per_true_track": agreement["ids_per_gt_track"], "ids_per_true_track_by_class": agreement["per_class"],
         }), flush=True)

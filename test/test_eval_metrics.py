@@ -70,6 +70,7 @@ def test_an_identity_switch_gives_the_known_tracking_figures() -> None:
     assert overall["DetA"] == pytest.approx(1.0) and overall["AssA"] == pytest.approx(0.5)
     assert overall["HOTA"] == pytest.approx(np.sqrt(0.5))
     assert overall["IDF1"] == pytest.approx(0.5) and overall["IDSW"] == 1
+    assert overall["IDSW_per_100"] == pytest.approx(25.0)  # one switch in 4 track-frames
     assert overall["MOTA"] == pytest.approx(0.75)
     assert list(result["per_class"]) == ["a"]
 

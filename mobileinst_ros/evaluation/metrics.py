@@ -62,19 +62,23 @@ def _sequence_data(sequence: SequenceRecord, class_id: int) -> dict | None:
 
 
 def _summary(results: dict[str, dict]) -> dict:
-    """The headline numbers of trackeval's HOTA / CLEAR / Identity results (HOTA averaged over alpha)."""
+    """The headline numbers of trackeval's HOTA / CLEAR / Identity results (HOTA averaged over alpha), and the
+    ID switches per 100 ground-truth track-frames (objects in frames: CLEAR's true positives and misses),
+    which compares runs over videos of different lengths and crowds where the count does not."""
     hota, clear, identity = results["HOTA"], results["CLEAR"], results["Identity"]
+    track_frames = int(clear["CLR_TP"]) + int(clear["CLR_FN"])
     return {
         "HOTA": float(np.mean(hota["HOTA"])), "DetA": float(np.mean(hota["DetA"])),
         "AssA": float(np.mean(hota["AssA"])), "LocA": float(np.mean(hota["LocA"])),
         "IDF1": float(identity["IDF1"]), "IDP": float(identity["IDP"]), "IDR": float(identity["IDR"]),
-        "IDSW": int(clear["IDSW"]), "MOTA": float(clear["MOTA"]), "MOTP": float(clear["MOTP"]),
+        "IDSW": int(clear["IDSW"]), "IDSW_per_100": 100 * int(clear["IDSW"]) / max(track_frames, 1),
+        "MOTA": float(clear["MOTA"]), "MOTP": float(clear["MOTP"]),
         "Frag": int(clear["Frag"]), "MT": int(clear["MT"]), "ML": int(clear["ML"]),
     }
 
 
 def tracking_metrics(run: RunRecord) -> dict:
-    """HOTA, DetA, AssA, LocA, IDF1, IDP, IDR, IDSW, MOTA, MOTP, Frag, MT, ML: over everything
+    """HOTA, DetA, AssA, LocA, IDF1, IDP, IDR, IDSW, IDSW_per_100, MOTA, MOTP, Frag, MT, ML: over everything
     (``overall``), averaged over classes (``class_averaged``) and per class name (``per_class``)."""
     metrics = _metric_classes()
     per_class: dict[int, dict[str, dict]] = defaultdict(dict)  # class -> sequence -> metric -> result

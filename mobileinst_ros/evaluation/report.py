@@ -116,11 +116,11 @@ def _markdown(summary: dict, plots: list[str], video: str | None) -> str:
     lines += [f"- frames: {drops['frames']}, dropped: {drops['dropped']} ({100 * drops['drop_rate']:.1f}%)", ""]
     if "accuracy" in summary:
         acc, trk = summary["accuracy"], summary["tracking"]["overall"]
-        lines += ["## Accuracy", "", "| AP | AP50 | AP75 | AR1 | AR10 | HOTA | DetA | AssA | IDF1 | IDSW | MOTA |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|",
+        lines += ["## Accuracy", "", "| AP | AP50 | AP75 | AR1 | AR10 | HOTA | DetA | AssA | IDF1 | IDSW | IDSW per 100 | MOTA |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|",
                   "| " + " | ".join(_fmt(acc[k], True) for k in ("AP", "AP50", "AP75", "AR1", "AR10")) + " | "
                   + " | ".join(_fmt(trk[k], True) for k in ("HOTA", "DetA", "AssA", "IDF1")) + f" | {trk['IDSW']} | "
-                  + _fmt(trk["MOTA"], True) + " |", "",
+                  + f"{trk['IDSW_per_100']:.2f} | " + _fmt(trk["MOTA"], True) + " |", "",
                   "YouTube-VIS AP (IoU over whole tracks, pycocotools; AR1/AR10 count tracks per sequence, and a "
                   "bag without /ground_truth/sequence is one sequence); HOTA/DetA/AssA/IDF1/IDSW/MOTA from "
                   "trackeval, per class then combined over all detections. Percentages.", "",
@@ -210,7 +210,7 @@ def _headline(summary: dict) -> dict:
            "drop_rate": summary["drops"]["drop_rate"]}
     if "accuracy" in summary:
         row.update({k: summary["accuracy"][k] for k in ("AP", "AP50", "AP75")})
-        row.update({k: summary["tracking"]["overall"][k] for k in ("HOTA", "IDF1", "IDSW")})
+        row.update({k: summary["tracking"]["overall"][k] for k in ("HOTA", "IDF1", "IDSW", "IDSW_per_100")})
         row.update({k: summary["agreement"][k] for k in ("phantoms_per_frame", "ids_per_gt_track")})
     return row
 

@@ -9,7 +9,8 @@ keyframe interval and thresholds. Beside it, figures that say *why* AP is what i
 - ``agnostic_AP``: the track AP with every class merged into one (classification errors removed);
 - ``duplicates``: share of predicted instances overlapping (mask IoU > 0.5) a better-scored one of
   the same frame;
-- ``MOTA``, ``HOTA``, ``IDSW`` (ID switches) from trackeval, as ``mobileinst-eval`` reports them.
+- ``MOTA``, ``HOTA``, ``IDSW`` (ID switches; ``IDSW_per_100`` per 100 ground-truth track-frames) from trackeval,
+  as ``mobileinst-eval`` reports them.
 """
 from __future__ import annotations
 
@@ -107,5 +108,5 @@ def validate(model: MobileInst, dataset: VideoDataset, cfg: dict[str, Any]) -> d
     tracking = metrics.tracking_metrics(run)["overall"]
     result.update(frame_AP=frame_ap(run), agnostic_AP=agnostic_ap(run), duplicates=duplicate_rate(run),
                   instances_per_frame=float(np.mean([len(f.predictions or []) for f in run.frames()])),
-                  **{k: tracking[k] for k in ("MOTA", "HOTA", "IDSW") if k in tracking})
+                  **{k: tracking[k] for k in ("MOTA", "HOTA", "IDSW", "IDSW_per_100") if k in tracking})
     return result
