@@ -6,7 +6,7 @@ AP, AP50, MOTA, HOTA, ID switches (and per 100 true track-frames), phantoms per 
     .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3]
         [--score-threshold 0.3] [-T 1,3] [--split-components 0,1] [--resolution WxH]
         [--association-threshold 0.5] [--non-keyframe-scale 1,0.75] [--non-keyframe-crops 1,0]
-        [--mask-threshold 0.5] [--max-instances 10]
+        [--mask-threshold 0.5] [--max-instances 10] [--max-videos N]
 
 INPUT is what ``mobileinst-eval run --input`` takes (a bag with ground truth or a YouTube-VIS dataset).
 One JSON line per run on stdout.
@@ -24,7 +24,7 @@ from mobileinst_ros.evaluation.records import RunRecord
 from mobileinst_ros.evaluation.sources import open_source
 from mobileinst_ros.runtime.engine import Engine
 from mobileinst_ros.tracking.tracker import ASSOCIATION_THRESHOLD, KernelTracker
-from mobileinst_ros.training.validation import frame_mask_stats
+from mobileinst_ros.training.validation import frame_mask_stats, validation_source
 
 
 ENGINE_SETTINGS = ("score_threshold", "duplicate_iou", "split_components", "mask_threshold", "max_instances")
@@ -65,9 +65,16 @@ def main() -> None:
     parser.add_argument("--non-keyframe-crops", type=lambda t: [bool(int(x)) for x in t.split(",")], default=[True],
                         help="0 and/or 1: the tracker's non_keyframe_crops (shallow backbone of non-keyframes only "
                              "around the instances they follow)")
+    parser.add_argument("--max-videos", type=int, default=None,
+                        help="a dataset's first N annotated videos only (e.g. a training set's, to compare a model "
+                             "on videos it trained on with unseen ones)")
     args = parser.parse_args()
     engine = Engine(args.model, threads=1, resolution=args.resolution)
     source = open_source(args.input, engine.class_names, IMAGE_TOPIC, GT_TOPIC, gt_required=True)
+    if args.max_videos is not None:
+        if source.dataset is None:
+            parser.error("--max-videos needs a YouTube-VIS dataset, not a bag")
+        source = validation_source(source.dataset, args.max_videos)
     grid = {"keyframe_interval": args.T,
             "score_threshold": args.score_threshold or [engine.score_threshold],
             "duplicate_iou": args.duplicate_iou,
