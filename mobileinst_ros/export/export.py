@@ -27,9 +27,9 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 import yaml
@@ -167,6 +167,13 @@ _DYNAMIC_AXES = {"image": {1: "height", 2: "width"}, "x3": {2: "h8", 3: "w8"}, "
                  "shift3": {2: "h8", 3: "w8"}}
 
 
+def _onnx() -> ModuleType:
+    """The onnx package, imported on first use: its ml_dtypes dependency takes ~1.3 s to import, which every
+    training process (validation runs the exporter's wrappers, ``training.torch_engine``) would pay for nothing."""
+    import onnx
+    return onnx
+
+
 def _export_graph(module: nn.Module, role: str, args: tuple, path: Path, dynamic: bool) -> None:
     inputs, outputs = GRAPH_IO[role]
     axes = {n: _DYNAMIC_AXES[n] for n in inputs + outputs if n in _DYNAMIC_AXES} if dynamic else None
@@ -178,7 +185,7 @@ def _export_graph(module: nn.Module, role: str, args: tuple, path: Path, dynamic
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(module, args, str(path), input_names=list(inputs), output_names=list(outputs),
                           opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=axes)
-    onnx.checker.check_model(str(path), full_check=True)
+    _onnx().checker.check_model(str(path), full_check=True)
     if any(p.suffix == ".data" for p in path.parent.iterdir()):
         raise ExportError(f"{path}: exporter wrote external weight data; expected weights embedded")
 
@@ -291,7 +298,7 @@ def _model_yaml(classes: list[str], shapes: dict[str, tuple], folders: dict[tupl
                         for (w, h), folder in folders.items()},
         "export": {
             "date": datetime.date.today().isoformat(),
-            "torch": str(torch.__version__), "onnx": str(onnx.__version__), "onnxruntime": str(ort.__version__),
+            "torch": str(torch.__version__), "onnx": str(_onnx().__version__), "onnxruntime": str(ort.__version__),
             "opset": OPSET,
             "checkpoint_step": info.get("step"),
             "parity_max_abs": {f"{p.graph}:{p.tensor}": float(f"{p.max_abs:.3g}") for p in report},
