@@ -1,7 +1,8 @@
 """Sweep the engine's post-processing (score threshold, duplicate suppression by mask NMS) and the
 tracker's association threshold for one model on one input, at several keyframe intervals, in one process:
-AP, AP50, MOTA, HOTA, ID switches (and per 100 true track-frames), phantoms per frame, track ids per true track, and per class the frame AP50
-(every frame an image: detection and masks without tracking, which whole-track AP on long clips hides).
+AP, AP50, MOTA, HOTA, ID switches (also per 100 true track-frames), phantoms per frame, track ids per true track,
+and per class the frame AP50 (every frame an image: detection and masks without tracking, which whole-track AP on
+long clips hides).
 
     .venv/bin/python scripts/sweep_postprocess.py MODEL INPUT [--duplicate-iou 1,0.7,0.5,0.3]
         [--score-threshold 0.3] [-T 1,3] [--split-components 0,1] [--resolution WxH]

@@ -116,14 +116,16 @@ def _markdown(summary: dict, plots: list[str], video: str | None) -> str:
     lines += [f"- frames: {drops['frames']}, dropped: {drops['dropped']} ({100 * drops['drop_rate']:.1f}%)", ""]
     if "accuracy" in summary:
         acc, trk = summary["accuracy"], summary["tracking"]["overall"]
-        lines += ["## Accuracy", "", "| AP | AP50 | AP75 | AR1 | AR10 | HOTA | DetA | AssA | IDF1 | IDSW | IDSW per 100 | MOTA |",
+        lines += ["## Accuracy", "",
+                  "| AP | AP50 | AP75 | AR1 | AR10 | HOTA | DetA | AssA | IDF1 | IDSW | IDSW per 100 | MOTA |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|",
                   "| " + " | ".join(_fmt(acc[k], True) for k in ("AP", "AP50", "AP75", "AR1", "AR10")) + " | "
                   + " | ".join(_fmt(trk[k], True) for k in ("HOTA", "DetA", "AssA", "IDF1")) + f" | {trk['IDSW']} | "
                   + f"{trk['IDSW_per_100']:.2f} | " + _fmt(trk["MOTA"], True) + " |", "",
                   "YouTube-VIS AP (IoU over whole tracks, pycocotools; AR1/AR10 count tracks per sequence, and a "
                   "bag without /ground_truth/sequence is one sequence); HOTA/DetA/AssA/IDF1/IDSW/MOTA from "
-                  "trackeval, per class then combined over all detections. Percentages.", "",
+                  "trackeval, per class then combined over all detections; IDSW per 100 ground-truth track-frames "
+                  "(objects in frames). Percentages.", "",
                   "| class | AP | AP50 | HOTA | IDF1 | IDSW | track ids per ground-truth track |",
                   "|---|---|---|---|---|---|---|"]
         per_class_trk = summary["tracking"]["per_class"]
