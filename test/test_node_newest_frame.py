@@ -38,8 +38,8 @@ def test_newest_frame_under_a_60_hz_camera(model: Path, tmp_path: Path) -> None:
         client.node.create_subscription(InstanceArray, f"{NODE}/instances", on_answer, RELIABLE)
         client.spin_until(lambda: client.totals(), 30, "the node's diagnostics")
         rss_before = node.rss_mb()
-        burst = subprocess.Popen([sys.executable, str(BURST), IMAGE_TOPIC, f"{NODE}/instances", str(WIDTH), str(HEIGHT), str(RATE),
-                                  str(SECONDS)], env=env, stdout=subprocess.PIPE, text=True)
+        burst = subprocess.Popen([sys.executable, str(BURST), IMAGE_TOPIC, f"{NODE}/instances", str(WIDTH),
+                                  str(HEIGHT), str(RATE), str(SECONDS)], env=env, stdout=subprocess.PIPE, text=True)
         rss_peak = rss_before
         while burst.poll() is None:
             client.executor.spin_once(timeout_sec=0.05)

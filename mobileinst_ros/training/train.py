@@ -279,7 +279,6 @@ class Trainer:
         # the whole batch's losses for the log (each process holds its share's)
         return dict(zip(losses, mean_over_processes(torch.stack([v.detach().float() for v in losses.values()]))))
 
-
     @torch.no_grad()
     def precise_bn(self, batches: int) -> None:
         """Recompute the BatchNorm running statistics as the plain mean over ``batches`` training
