@@ -35,6 +35,8 @@ class _Backbone(nn.Module):
 
 
 class _MaskDecoder(nn.Module):
+    detail_dim = 0  # no stride-4 detail level
+
     def context(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
                 x6: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # 0 * (...) keeps x4..x6 as graph inputs; a neutral gate and shift

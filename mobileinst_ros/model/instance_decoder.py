@@ -192,7 +192,7 @@ class InstanceDecoder(nn.Module):
 
     def __init__(self, global_channels: int, num_classes: int, num_queries: int = 100, dim: int = 128,
                  kernel_dim: int = 128, heads: int = 4, ffn_dim: int = 256, pool_factor: int = 8,
-                 local: str = "attention", location_prior: bool = False):
+                 local: str = "attention", location_prior: bool = False, detail_dim: int = 0):
         super().__init__()
         if local not in ("attention", "activation"):
             raise ValueError(f"instance_decoder local must be attention|activation, got {local!r}")
@@ -208,8 +208,9 @@ class InstanceDecoder(nn.Module):
         else:
             self.local_proj = nn.Linear(feature_dim, dim)
             self.local_stage = DecoderStage(dim, heads, ffn_dim)
-        self.global_heads = PredictionHeads(dim, num_classes, kernel_dim, location=location_prior)
-        self.local_heads = PredictionHeads(dim, num_classes, kernel_dim, location=location_prior)
+        # kernels [K + E]: K for the stride-8 mask features, E for a mask decoder's stride-4 detail features
+        self.global_heads = PredictionHeads(dim, num_classes, kernel_dim + detail_dim, location=location_prior)
+        self.local_heads = PredictionHeads(dim, num_classes, kernel_dim + detail_dim, location=location_prior)
 
     @staticmethod
     def _tokens(x: torch.Tensor, proj: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,8 +27,8 @@ import numpy as np
 import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
-from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec, expected_shapes,
-                                              load_spec, parse_resolution)
+from mobileinst_ros.runtime.model_dir import (FEATURE_STRIDE, GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec,
+                                              expected_shapes, load_spec, parse_resolution)
 from mobileinst_ros.runtime.postprocess import (Box, Rect, grow_rect, mask_logits, mask_stats, masks_to_image,
                                                 not_duplicates, query_scores, rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
@@ -64,7 +64,8 @@ class Prepared:
 class Features:
     """Per-frame features at one model resolution (batch 1): x3 (stride 8), the deep x4, x5, x6 and the
     mask decoder's ``context`` (``MASK_CONTEXT`` names; on a non-keyframe all of these are the
-    keyframe's) and mask_features [1, D, h/8, w/8]."""
+    keyframe's) and mask_features [1, D, h/8, w/8] (with a detail level, x3 and mask_features end with this
+    frame's packed detail features: ``runtime.model_dir``)."""
 
     resolution: tuple[int, int]
     x3: np.ndarray
@@ -79,7 +80,8 @@ class Features:
 class Detections:
     """Instances found on a keyframe, best first: ``kernels`` [K, D], ``class_ids`` [K], ``scores`` [K]
     (query score x maskness), ``query_scores`` [K] (before rescoring), ``maskness`` [K], ``cells`` [K]
-    (mask area in stride-8 cells), stride-8 ``mask_logits`` [K, h, w] and ``query_indices`` [K]."""
+    (mask area in mask cells), ``mask_logits`` [K, h, w] at the mask stride (8, or 4 with a detail level) and
+    ``query_indices`` [K]."""
 
     kernels: np.ndarray
     class_ids: np.ndarray
@@ -308,8 +310,8 @@ class Engine:
         return self._graphs[prepared.resolution]["shallow"].run(image=prepared.tensor)["x3"]
 
     def scaled_resolution(self, resolution: tuple[int, int], scale: float) -> tuple[int, int]:
-        """``resolution`` (w, h) times ``scale``, each side rounded to the mask stride (at least one cell)."""
-        stride = self.spec.mask_stride
+        """``resolution`` (w, h) times ``scale``, each side rounded to x3's stride (at least one cell)."""
+        stride = FEATURE_STRIDE
         return tuple(max(stride, int(round(side * scale / stride)) * stride) for side in resolution)
 
     def shallow_any_size(self) -> bool:
@@ -327,7 +329,7 @@ class Engine:
                          prepared.pad_value, prepared.channels)
         x3 = self._graphs[prepared.resolution]["shallow"].run(image=small.tensor)["x3"]
         w, h = prepared.resolution
-        stride = self.spec.mask_stride
+        stride = FEATURE_STRIDE
         # cv2 resizes up to 512 channels at once in (h, w, C) layout, ~10x faster than per channel
         up = cv2.resize(np.ascontiguousarray(x3[0].transpose(1, 2, 0)), (w // stride, h // stride),
                         interpolation=cv2.INTER_LINEAR)
@@ -343,7 +345,7 @@ class Engine:
         return self._shallow_context[resolution]
 
     def _probe_context(self, shallow: _Graph) -> int | None:
-        stride, most, band = self.spec.mask_stride, MAX_SHALLOW_CONTEXT_CELLS, 3
+        stride, most, band = FEATURE_STRIDE, MAX_SHALLOW_CONTEXT_CELLS, 3
         # noise, a 2x2-cell window in the middle; around the largest crop a white band, which changes whatever a
         # global operation (a mean, a max) makes of the whole image and no crop ever sees
         cells = 2 * (most + band) + 2
@@ -370,7 +372,7 @@ class Engine:
         if margin is None:
             raise ValueError("this model's shallow graph has no finite context: it cannot run on crops")
         out = x3.copy()
-        stride = self.spec.mask_stride
+        stride = FEATURE_STRIDE
         shallow = self._graphs[prepared.resolution]["shallow"]
         for y0, x0, y1, x1 in windows:
             cy0, cx0, cy1, cx1 = grow_rect((y0, x0, y1, x1), margin, x3.shape[2:])
@@ -444,15 +446,16 @@ class Engine:
         order = rank(scores, self.score_threshold, len(scores))
         mf = features.mask_features[0]
         stride = self.spec.mask_stride
+        grid = tuple(n * FEATURE_STRIDE // stride for n in mf.shape[1:])
         parts = [(order[:0], np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                  np.zeros((0, *mf.shape[1:]), np.float32))]
+                  np.zeros((0, *grid), np.float32))]
         kept = np.zeros(0, bool)
         for start in range(0, len(order), self.max_instances):
             chunk = order[start:start + self.max_instances]
             finals = np.concatenate([p[1] for p in parts])[kept]
             if len(finals) >= self.max_instances and scores[chunk[0]] < np.sort(finals)[-self.max_instances]:
                 break
-            logits = mask_logits(kernels[chunk], mf)
+            logits = mask_logits(kernels[chunk], mf, self.spec.detail_dim)
             mness, cells = mask_stats(logits, geometry, stride, self.mask_threshold)
             parts.append((chunk, scores[chunk] * mness, mness, cells, logits))
             all_logits, all_finals = (np.concatenate([p[i] for p in parts]) for i in (4, 1))
@@ -467,13 +470,13 @@ class Engine:
                     regions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Kernels [K, D] of an earlier keyframe on these features -> (mask logits [K, h, w],
         maskness [K], cells [K]); with bool ``regions`` [K, h, w], each mask only inside its region."""
-        logits = mask_logits(kernels, features.mask_features[0])
+        logits = mask_logits(kernels, features.mask_features[0], self.spec.detail_dim)
         if regions is not None:
             logits = restrict(logits, regions)
         return (logits, *mask_stats(logits, geometry, self.spec.mask_stride, self.mask_threshold))
 
     def to_image(self, logits: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, list[Box]]:
-        """Stride-8 mask logits [K, h, w] -> (bool masks [K, H, W] at the image's resolution, their boxes
+        """Mask logits [K, h, w] -> (bool masks [K, H, W] at the image's resolution, their boxes
         (x, y, w, h), all zeros where empty)."""
         return masks_to_image(logits, geometry, self.spec.mask_stride, self.mask_threshold)
 

@@ -53,10 +53,26 @@ def rank(scores: np.ndarray, threshold: float, limit: int) -> np.ndarray:
     return keep[np.argsort(-scores[keep], kind="stable")][:limit]
 
 
-def mask_logits(kernels: np.ndarray, mask_features: np.ndarray) -> np.ndarray:
-    """kernels [K, D], mask_features [D, h, w] -> mask logits [K, h, w] (a MatMul: faster than Einsum)."""
-    d, h, w = mask_features.shape
-    return (kernels @ mask_features.reshape(d, h * w)).reshape(len(kernels), h, w)
+def mask_logits(kernels: np.ndarray, mask_features: np.ndarray, detail_dim: int = 0) -> np.ndarray:
+    """kernels [K, D], mask_features [D, h, w] -> mask logits [K, h, w] (a MatMul: faster than Einsum).
+
+    With a detail level (``detail_dim`` E > 0, model.yaml): kernels [K, D + E] and mask_features [D + 4E, h, w]
+    ending with the stride-4 detail features packed 2x2 (``export.pack_detail``: channel 4e + 2dy + dx) ->
+    logits [K, 2h, 2w] at stride 4: the first D elements' stride-8 logits upsampled bilinearly (half-pixel
+    centres, torch's align_corners=False) plus the last E elements on the detail features, as the model's
+    ``compute_masks``."""
+    channels, h, w = mask_features.shape
+    d = channels - 4 * detail_dim
+    coarse = (kernels[:, :d] @ mask_features[:d].reshape(d, h * w)).reshape(len(kernels), h, w)
+    if not detail_dim:
+        return coarse
+    fine = (kernels[:, d:] @ mask_features[d:].reshape(detail_dim, 4 * h * w)).reshape(len(kernels), 2, 2, h, w)
+    fine = fine.transpose(0, 3, 1, 4, 2).reshape(len(kernels), 2 * h, 2 * w)
+    if not len(kernels):
+        return fine
+    # cv2 resizes up to 512 channels at once in (h, w, K) layout
+    up = cv2.resize(np.ascontiguousarray(coarse.transpose(1, 2, 0)), (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    return fine + up.reshape(2 * h, 2 * w, -1).transpose(2, 0, 1)
 
 
 def _logit(p: float) -> float:
