@@ -43,8 +43,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FEATURE_STRIDE", "FORMAT", "GRAPHS", "GRAPH_IO", "MASK_CONTEXT", "MODEL_DEFAULTS", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
-           "expected_shapes"]
+__all__ = ["FEATURE_STRIDE", "FORMAT", "GRAPHS", "GRAPH_IO", "MASK_CONTEXT", "MODEL_DEFAULTS", "ModelLoadError",
+           "ModelSpec", "load_spec", "parse_resolution", "expected_shapes"]
 
 FORMAT = "mobileinst-onnx-2"
 FEATURE_STRIDE = 8  # of x3 and mask_features, whatever the mask stride
