@@ -36,6 +36,7 @@ import yaml
 import torch.nn.functional as F
 from torch import nn
 
+from mobileinst_ros.model.mask_decoder import pack_detail
 from mobileinst_ros.model.mobileinst import normalize_images
 from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MODEL_DEFAULTS, parse_resolution
 
@@ -64,16 +65,8 @@ class Parity:
         return self.max_abs <= self.tolerance
 
 
-def pack_detail(stride8: torch.Tensor, detail: torch.Tensor | None) -> torch.Tensor:
-    """stride8[B,C,h,w] and detail[B,E,2h,2w] -> [B,C+4E,h,w]: each 2x2 cell of the detail features as 4
-    channels (pixel_unshuffle: channel 4e + 2dy + dx) after the stride-8 ones, so that the graphs pass the
-    stride-4 detail level on a stride-8 grid and the runtime's crops, windows and caches keep one grid
-    (``runtime.postprocess.mask_logits`` unpacks it). stride8 itself without a detail level."""
-    return stride8 if detail is None else torch.cat([stride8, F.pixel_unshuffle(detail, 2)], dim=1)
-
-
 def _split_detail(packed: torch.Tensor, detail_dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``pack_detail``'s output -> (its stride-8 channels, the packed detail features or None). Without a detail
+    """``model.mask_decoder.pack_detail``'s output -> (its stride-8 channels, the packed detail features or None). Without a detail
     level the tensor passes whole: the graphs of such a model gain no operation."""
     if not detail_dim:
         return packed, None
@@ -142,7 +135,9 @@ class _MaskDecoderReuse(nn.Module):
 class _InstanceDecoder(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.decoder, self.detail_dim = model.instance_decoder, model.mask_decoder.detail_dim
+        self.decoder = model.instance_decoder
+        # the packed detail features stay where the local stage reads them (instance_decoder.read_detail)
+        self.detail_dim = 0 if getattr(self.decoder, "read_detail", False) else model.mask_decoder.detail_dim
 
     def forward(self, x6: torch.Tensor, mask_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.decoder(x6, _split_detail(mask_features, self.detail_dim)[0])
