@@ -33,7 +33,6 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import yaml
-import torch.nn.functional as F
 from torch import nn
 
 from mobileinst_ros.model.mask_decoder import pack_detail
@@ -66,8 +65,8 @@ class Parity:
 
 
 def _split_detail(packed: torch.Tensor, detail_dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``model.mask_decoder.pack_detail``'s output -> (its stride-8 channels, the packed detail features or None). Without a detail
-    level the tensor passes whole: the graphs of such a model gain no operation."""
+    """``model.mask_decoder.pack_detail``'s output -> (its stride-8 channels, the packed detail features or None).
+    Without a detail level the tensor passes whole: the graphs of such a model gain no operation."""
     if not detail_dim:
         return packed, None
     own = packed.shape[1] - 4 * detail_dim
