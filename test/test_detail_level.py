@@ -64,13 +64,10 @@ def test_a_model_with_a_detail_level_gives_stride_4_masks():
         build_model({"backbone": {"name": "topformer_base"}, "mask_decoder": {"detail_dim": 4}}, 2)
 
 
-READING = {**TINY, "instance_decoder": {**TINY["instance_decoder"], "read_detail": True}}
-
-
-@pytest.fixture(scope="module", params=[TINY, READING], ids=["masks", "masks-and-classes"])
-def exported(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
     torch.manual_seed(0)
-    model = build_model(request.param, 2).eval()
+    model = build_model(TINY, 2).eval()
     out = tmp_path_factory.mktemp("detail") / "model"
     report = export_model(model, ["a", "b"], out, [SIZE, LARGE])
     assert max(p.max_abs for p in report) < 1e-2
@@ -121,27 +118,12 @@ def test_non_keyframes_on_crops_give_the_whole_images_stride_4_masks(exported, s
             assert (a.mask ^ b.mask).sum() <= 0.01 * max((a.mask | b.mask).sum(), 1)
 
 
-def test_a_local_stage_that_reads_the_detail_features_sees_them_packed():
-    torch.manual_seed(0)
-    model = build_model(READING, 2).eval()
-    assert model.instance_decoder.local_stage.proj.in_features == 16 + 4 * 4
-    images = torch.randn(1, 3, SIZE[1], SIZE[0])
-    with torch.no_grad():
-        out = model(images)
-        detail = out["detail"] * 0 + 1  # other detail features: other classes and scores, same masks' coarse part
-        again = model.instance_decoder(out["features"][3], pack_detail(out["mask_features"], detail))
-    assert not torch.allclose(again["logits"], out["logits"])
-    with pytest.raises(ValueError, match="read_detail needs a mask decoder detail level"):
-        build_model({**READING, "mask_decoder": {"dim": 16}}, 2)
-
-
-@pytest.mark.parametrize("config", [TINY, READING], ids=["masks", "masks-and-classes"])
-def test_training_supervises_the_detail_level(tmp_path, config):
+def test_training_supervises_the_detail_level(tmp_path):
     ds = load_ytvis(write_tiny_ytvis(tmp_path, videos=2, frames=3))
     pairs = ClipPairDataset(ds, ClipAugment((64, 64), scale_range=(1.0, 1.0), flip_prob=0.0), max_gap=1)
     batch = collate_pairs([pairs[i] for i in range(2)])
     torch.manual_seed(0)
-    model = build_model(config, len(ds.classes))
+    model = build_model(TINY, len(ds.classes))
     step = TrainStep(model, SetCriterion(HungarianMatcher()))
     losses = step(normalize_images(batch["images"]), batch["targets"], reuse=True)
     assert all(torch.isfinite(v) for v in losses.values()) and float(losses["reuse"]) > 0

@@ -134,9 +134,7 @@ class _MaskDecoderReuse(nn.Module):
 class _InstanceDecoder(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.decoder = model.instance_decoder
-        # the packed detail features stay where the local stage reads them (instance_decoder.read_detail)
-        self.detail_dim = 0 if getattr(self.decoder, "read_detail", False) else model.mask_decoder.detail_dim
+        self.decoder, self.detail_dim = model.instance_decoder, model.mask_decoder.detail_dim
 
     def forward(self, x6: torch.Tensor, mask_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.decoder(x6, _split_detail(mask_features, self.detail_dim)[0])

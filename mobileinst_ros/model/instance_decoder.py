@@ -192,14 +192,8 @@ class InstanceDecoder(nn.Module):
 
     def __init__(self, global_channels: int, num_classes: int, num_queries: int = 100, dim: int = 128,
                  kernel_dim: int = 128, heads: int = 4, ffn_dim: int = 256, pool_factor: int = 8,
-                 local: str = "attention", location_prior: bool = False, detail_dim: int = 0,
-                 read_detail: bool = False):
+                 local: str = "attention", location_prior: bool = False, detail_dim: int = 0):
         super().__init__()
-        if read_detail and not detail_dim:
-            raise ValueError("instance_decoder read_detail needs a mask decoder detail level (mask_decoder.detail_dim)")
-        # the local stage also reads the stride-4 detail features, packed 2x2 on its stride-8 grid
-        # (mask_decoder.pack_detail): a small object's shape, which stride 8 averages away, for its class
-        self.read_detail = read_detail
         if local not in ("attention", "activation"):
             raise ValueError(f"instance_decoder local must be attention|activation, got {local!r}")
         self.num_queries, self.dim, self.pool_factor = num_queries, dim, pool_factor
@@ -207,8 +201,7 @@ class InstanceDecoder(nn.Module):
         self.query_pos = nn.Parameter(torch.randn(1, num_queries, dim) * 0.1)
         self.global_proj = nn.Linear(global_channels, dim)
         self.global_stage = DecoderStage(dim, heads, ffn_dim)
-        # the channels the local stage reads: the mask features' (and the packed detail features')
-        feature_dim = kernel_dim + (LOCATION_TERMS if location_prior else 0) + (4 * detail_dim if read_detail else 0)
+        feature_dim = kernel_dim + (LOCATION_TERMS if location_prior else 0)  # the mask features' channels
         if local == "activation":
             self.local_proj = None
             self.local_stage = InstanceActivationStage(num_queries, feature_dim, dim, heads, ffn_dim)

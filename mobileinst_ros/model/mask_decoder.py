@@ -41,8 +41,7 @@ def pack_detail(stride8: torch.Tensor, detail: torch.Tensor | None) -> torch.Ten
     """stride8[B,C,h,w] and detail[B,E,2h,2w] -> [B,C+4E,h,w]: each 2x2 cell of the detail features as 4
     channels (pixel_unshuffle: channel 4e + 2dy + dx) after the stride-8 ones. The exported graphs pass the
     detail level this way, so that the runtime's crops, windows and caches keep one stride-8 grid
-    (``runtime.postprocess.mask_logits`` unpacks it), and an instance decoder that reads the detail features
-    (``read_detail``) sees them on its stride-8 grid. stride8 itself without a detail level."""
+    (``runtime.postprocess.mask_logits`` unpacks it). stride8 itself without a detail level."""
     return stride8 if detail is None else torch.cat([stride8, F.pixel_unshuffle(detail, 2)], dim=1)
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from .backbone import build_backbone
 from .instance_decoder import InstanceDecoder
-from .mask_decoder import MaskDecoder, pack_detail
+from .mask_decoder import MaskDecoder
 
 __all__ = ["DEFAULT_MODEL_CONFIG", "MobileInst", "build_model", "compute_masks", "normalize_images",
            "count_parameters", "merge_config"]
@@ -87,11 +87,6 @@ class MobileInst(nn.Module):
         """Stride of the mask logits: 4 with a detail level, else 8."""
         return 4 if self.mask_decoder.detail_dim else 8
 
-    def instance_features(self, mask_features: torch.Tensor, detail: torch.Tensor | None) -> torch.Tensor:
-        """What the instance decoder's local stage reads: the mask features, with the detail features packed
-        after them where it reads those too (``instance_decoder.read_detail``)."""
-        return pack_detail(mask_features, detail) if self.instance_decoder.read_detail else mask_features
-
     def forward(self, images: torch.Tensor) -> dict:
         """images[B,3,H,W] normalised -> dict(logits, objectness, kernels, masks[B,N,H/s,W/s] (s =
         ``mask_stride``), global_queries, features=(x3, x4, x5, x6), mask_features, detail (None without a
@@ -106,7 +101,7 @@ class MobileInst(nn.Module):
             x3, detail = self.backbone.forward_shallow(images), None
         x4, x5, x6 = self.backbone.forward_deep(x3)
         mask_features = self.mask_decoder(x3, x4, x5, x6)
-        out = self.instance_decoder(x6, self.instance_features(mask_features, detail))
+        out = self.instance_decoder(x6, mask_features)
         out["masks"] = compute_masks(out["kernels"], mask_features, detail)
         for aux in out.get("aux", []):
             aux["masks"] = compute_masks(aux["kernels"], mask_features, detail)

@@ -69,8 +69,7 @@ class TrainStep(nn.Module):
         mask_features = out["mask_features"].unflatten(0, (b, 2))[:, 1]
         global_queries = out["global_queries"].unflatten(0, (b, 2))[:, 0]
         detail = None if out["detail"] is None else out["detail"].unflatten(0, (b, 2))[:, 1]
-        features = self.model.instance_features(mask_features, detail)
-        passed = decoder.predict(decoder.forward_local(global_queries, features))
+        passed = decoder.predict(decoder.forward_local(global_queries, mask_features))
         passed["masks"] = compute_masks(passed["kernels"], mask_features, detail)
         return passed
 
