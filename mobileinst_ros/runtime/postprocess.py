@@ -57,10 +57,10 @@ def mask_logits(kernels: np.ndarray, mask_features: np.ndarray, detail_dim: int 
     """kernels [K, D], mask_features [D, h, w] -> mask logits [K, h, w] (a MatMul: faster than Einsum).
 
     With a detail level (``detail_dim`` E > 0, model.yaml): kernels [K, D + E] and mask_features [D + 4E, h, w]
-    ending with the stride-4 detail features packed 2x2 (``export.pack_detail``: channel 4e + 2dy + dx) ->
-    logits [K, 2h, 2w] at stride 4: the first D elements' stride-8 logits upsampled bilinearly (half-pixel
-    centres, torch's align_corners=False) plus the last E elements on the detail features, as the model's
-    ``compute_masks``."""
+    ending with the stride-4 detail features packed 2x2 (``model.mask_decoder.pack_detail``: channel
+    4e + 2dy + dx) -> logits [K, 2h, 2w] at stride 4: the first D elements' stride-8 logits upsampled
+    bilinearly (half-pixel centres, torch's align_corners=False) plus the last E elements on the detail
+    features, as the model's ``compute_masks``."""
     channels, h, w = mask_features.shape
     d = channels - 4 * detail_dim
     coarse = (kernels[:, :d] @ mask_features[:d].reshape(d, h * w)).reshape(len(kernels), h, w)
@@ -158,10 +158,10 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
                      min_fraction: float = 0.3, min_cells: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Stride-``stride`` mask logits [K, h, w] -> (parts' logits [M, h, w], parent index [M]): each mask cut
     into its 8-connected parts above ``threshold`` over the image content; parts smaller than
-    ``min_fraction`` of the mask's largest part or than ``min_cells`` cells are dropped as fragments (both
-    chosen on the training clips of vtest.avi, docs/training.md). A mask with at most one part is passed on
-    unchanged. A part's region is its cells plus the ring of cells around them that no other part
-    of the same mask holds."""
+    ``min_fraction`` of the mask's largest part or than the area of ``min_cells`` stride-8 cells are
+    dropped as fragments (both chosen on the training clips of vtest.avi, docs/training.md). A mask with
+    at most one part is passed on unchanged. A part's region is its cells plus the ring of cells around
+    them that no other part of the same mask holds."""
     inside = _inside_content(logits, geometry, stride, threshold)[1]
     gh, gw = inside.shape[1:]
     parts, parent = [], []
@@ -172,7 +172,8 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
             parent.append(k)
             continue
         areas = stats[1:, cv2.CC_STAT_AREA]
-        for label in np.flatnonzero((areas >= min_fraction * areas.max()) & (areas >= min_cells)) + 1:
+        least = min_cells * (8 / stride) ** 2  # the same area in pixels on a stride-4 grid
+        for label in np.flatnonzero((areas >= min_fraction * areas.max()) & (areas >= least)) + 1:
             # within the part's box grown by the ring: the rest of the grid is outside anyway
             x, y, w, h = stats[label, :4]
             y0, x0, y1, x1 = grow_rect((y, x, y + h, x + w), 1, (gh, gw))

@@ -68,8 +68,8 @@ class TrainStep(nn.Module):
         decoder = self.model.instance_decoder
         mask_features = out["mask_features"].unflatten(0, (b, 2))[:, 1]
         global_queries = out["global_queries"].unflatten(0, (b, 2))[:, 0]
-        detail = None if out["detail"] is None else out["detail"].unflatten(0, (b, 2))[:, 1]
         passed = decoder.predict(decoder.forward_local(global_queries, mask_features))
+        detail = None if out["detail"] is None else out["detail"].unflatten(0, (b, 2))[:, 1]
         passed["masks"] = compute_masks(passed["kernels"], mask_features, detail)
         return passed
 
