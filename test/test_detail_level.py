@@ -16,6 +16,7 @@ from mobileinst_ros.model.criterion import SetCriterion
 from mobileinst_ros.model.mask_decoder import pack_detail
 from mobileinst_ros.model.matcher import HungarianMatcher
 from mobileinst_ros.runtime.engine import Engine
+from mobileinst_ros.runtime import postprocess
 from mobileinst_ros.runtime.postprocess import mask_logits
 from mobileinst_ros.tracking.tracker import KernelTracker
 from mobileinst_ros.training.step import TrainStep
@@ -49,6 +50,9 @@ def test_the_runtime_unpacks_the_packed_detail_features_as_torch_computes_the_ma
     got = mask_logits(kernels[0].numpy(), packed[0].numpy(), detail_dim=4)
     np.testing.assert_allclose(got, compute_masks(kernels, features, detail)[0].numpy(), rtol=0, atol=1e-4)
     assert mask_logits(kernels[0, :0].numpy(), packed[0].numpy(), detail_dim=4).shape == (0, 10, 14)
+    unpacked = postprocess.unpack_detail(packed[0, 16:].numpy(), 4)
+    np.testing.assert_array_equal(unpacked, detail[0].numpy())
+    np.testing.assert_array_equal(postprocess.pack_detail(unpacked), packed[0, 16:].numpy())
 
 
 def test_a_model_with_a_detail_level_gives_stride_4_masks():
@@ -100,6 +104,26 @@ def test_crops_of_the_shallow_graph_give_the_whole_images_packed_detail_features
     window = (10, 12, 20, 30)
     got = engine.shallow_in_windows(prepared, np.zeros_like(whole), [window])[..., 10:20, 12:30]
     np.testing.assert_allclose(got, whole[..., 10:20, 12:30], rtol=0, atol=1e-4 * np.abs(whole).max())
+
+
+def test_a_shrunk_non_keyframe_resizes_the_detail_features_at_their_own_stride(exported, monkeypatch):
+    _, path = exported
+    engine = Engine(path, resolution=LARGE)
+    shallow = engine._graphs[LARGE]["shallow"]
+
+    def ramp(image):  # x3 of zeros and detail features that grow by 1 per stride-4 column
+        h, w = image.shape[1] // 4, image.shape[2] // 4
+        detail = np.broadcast_to(np.arange(w, dtype=np.float32), (4, h, w))
+        return {"x3": np.concatenate([np.zeros((40, h // 2, w // 2), np.float32),
+                                      postprocess.pack_detail(np.ascontiguousarray(detail))])[None]}
+
+    monkeypatch.setattr(shallow, "run", ramp)
+    prepared = engine.prepare(np.zeros((LARGE[1], LARGE[0], 3), np.uint8))
+    shrunk = engine.shallow_scaled(prepared, 0.5)
+    assert shrunk.shape == (1, 40 + 16, LARGE[1] // 8, LARGE[0] // 8)
+    row = postprocess.unpack_detail(shrunk[0, 40:], 4)[0, 10]
+    # a ramp stays a ramp: resizing the packed channels as stride-8 maps would repeat values at every other column
+    assert (np.diff(row[2:-2]) > 0).all()
 
 
 def test_non_keyframes_on_crops_give_the_whole_images_stride_4_masks(exported, shallow_sizes):

@@ -30,7 +30,8 @@ from threadpoolctl import threadpool_limits
 from mobileinst_ros.runtime.model_dir import (FEATURE_STRIDE, GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec,
                                               expected_shapes, load_spec, parse_resolution)
 from mobileinst_ros.runtime.postprocess import (Box, Rect, grow_rect, mask_logits, mask_stats, masks_to_image,
-                                                not_duplicates, query_scores, rank, restrict, split_components)
+                                                not_duplicates, pack_detail, query_scores, rank, restrict,
+                                                split_components, unpack_detail)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
@@ -118,6 +119,13 @@ _SIZE_FIXED_ROLES = frozenset({"deep", "mask_decoder", "mask_decoder_reuse"})
 # Lite0 prefix needs 4 (it sees 59 px, 29 on each side of a cell); a graph that needs more than this, or that has
 # a global operation, gets no crops
 MAX_SHALLOW_CONTEXT_CELLS = 8
+
+
+def _resized(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """maps [C, h, w] resized bilinearly to ``size`` (w, h) -> [C, size[1], size[0]]."""
+    # cv2 resizes up to 512 channels at once in (h, w, C) layout, ~10x faster than per channel
+    up = cv2.resize(np.ascontiguousarray(maps.transpose(1, 2, 0)), size, interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(up.reshape(size[1], size[0], -1).transpose(2, 0, 1))
 
 
 class _Graph:
@@ -327,13 +335,16 @@ class Engine:
         size = self.scaled_resolution(prepared.resolution, scale)
         small = Prepared(prepared.rgb, make_geometry(prepared.geometry.image_size, size, self.resize),
                          prepared.pad_value, prepared.channels)
-        x3 = self._graphs[prepared.resolution]["shallow"].run(image=small.tensor)["x3"]
+        x3 = self._graphs[prepared.resolution]["shallow"].run(image=small.tensor)["x3"][0]
         w, h = prepared.resolution
-        stride = FEATURE_STRIDE
-        # cv2 resizes up to 512 channels at once in (h, w, C) layout, ~10x faster than per channel
-        up = cv2.resize(np.ascontiguousarray(x3[0].transpose(1, 2, 0)), (w // stride, h // stride),
-                        interpolation=cv2.INTER_LINEAR)
-        return np.ascontiguousarray(up.reshape(h // stride, w // stride, -1).transpose(2, 0, 1))[None]
+        detail = self.spec.detail_dim
+        if not detail:
+            return _resized(x3, (w // FEATURE_STRIDE, h // FEATURE_STRIDE))[None]
+        # the packed detail features are resized at their own stride 4, not as stride-8 channels
+        own = x3.shape[0] - 4 * detail
+        fine = _resized(unpack_detail(x3[own:], detail), (w // (FEATURE_STRIDE // 2), h // (FEATURE_STRIDE // 2)))
+        return np.concatenate([_resized(x3[:own], (w // FEATURE_STRIDE, h // FEATURE_STRIDE)),
+                               pack_detail(fine)])[None]
 
     def shallow_context(self, resolution: tuple[int, int]) -> int | None:
         """Cells of context a crop of the shallow graph needs for its inner cells to get the whole image's x3

@@ -24,9 +24,9 @@ import numpy as np
 from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.preprocess import Geometry
 
-__all__ = ["Box", "NO_BOX", "Rect", "sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates",
-           "masks_to_image", "split_components", "restrict", "grow", "grow_rect", "above_threshold", "cell_iou",
-           "OUTSIDE_LOGIT"]
+__all__ = ["Box", "NO_BOX", "Rect", "sigmoid", "query_scores", "rank", "mask_logits", "pack_detail", "unpack_detail",
+           "mask_stats", "not_duplicates", "masks_to_image", "split_components", "restrict", "grow", "grow_rect",
+           "above_threshold", "cell_iou", "OUTSIDE_LOGIT"]
 
 # the logit of a cell outside a part's region: no bilinear mix with it reaches any mask threshold in use
 OUTSIDE_LOGIT = np.float32(-30.0)
@@ -73,6 +73,20 @@ def mask_logits(kernels: np.ndarray, mask_features: np.ndarray, detail_dim: int 
     # cv2 resizes up to 512 channels at once in (h, w, K) layout
     up = cv2.resize(np.ascontiguousarray(coarse.transpose(1, 2, 0)), (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
     return fine + up.reshape(2 * h, 2 * w, -1).transpose(2, 0, 1)
+
+
+def unpack_detail(packed: np.ndarray, detail_dim: int) -> np.ndarray:
+    """Detail features packed 2x2 on the stride-8 grid [4E, h, w] (``model.mask_decoder.pack_detail``) ->
+    [E, 2h, 2w] at stride 4."""
+    _, h, w = packed.shape
+    return packed.reshape(detail_dim, 2, 2, h, w).transpose(0, 3, 1, 4, 2).reshape(detail_dim, 2 * h, 2 * w)
+
+
+def pack_detail(detail: np.ndarray) -> np.ndarray:
+    """``unpack_detail``'s inverse: [E, 2h, 2w] -> [4E, h, w]."""
+    e, h2, w2 = detail.shape
+    return np.ascontiguousarray(detail.reshape(e, h2 // 2, 2, w2 // 2, 2).transpose(0, 2, 4, 1, 3)
+                                .reshape(4 * e, h2 // 2, w2 // 2))
 
 
 def _logit(p: float) -> float:
