@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mobileinst_ros.autolabel.quality import mask_iou
 from mobileinst_ros.data.ytvis import DatasetError, load_ytvis
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.runtime.model_dir import parse_resolution
@@ -28,10 +29,6 @@ from mask_stride_ceiling import oracle_iou  # noqa: E402  (a sibling script)
 
 AREAS = ((0, 300), (300, 1000), (1000, 3000), (3000, None))
 SMALL = 1000
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
 
 
 def main() -> int:
@@ -57,10 +54,11 @@ def main() -> int:
         for f in range(0, video.length, args.every):
             predictions = engine.infer(data.frame(v, f))
             for truth in data.frame_instances(v, f):
-                same = max((_iou(p.mask, truth.mask) for p in predictions if p.class_id == truth.class_id), default=0.0)
-                best = max(predictions, key=lambda p: _iou(p.mask, truth.mask), default=None)
-                any_class = _iou(best.mask, truth.mask) if best is not None else 0.0
+                ious = [mask_iou(p.mask, truth.mask) for p in predictions]
+                same = max((iou for p, iou in zip(predictions, ious) if p.class_id == truth.class_id), default=0.0)
+                any_class = max(ious, default=0.0)
                 area = int(truth.mask.sum())
+                best = predictions[int(np.argmax(ious))] if ious else None
                 if area < SMALL and any_class >= 0.5 and best.class_id != truth.class_id:
                     confusions[(data.classes[truth.class_id], data.classes[best.class_id])] += 1
                 rows.append((same, any_class, oracle_iou(truth.mask.astype(np.float32), 8), area))

@@ -75,6 +75,8 @@ class _InstanceDecoder(nn.Module):
 class OracleModel(nn.Module):
     """See the module docstring."""
 
+    mask_stride = 8
+
     def __init__(self) -> None:
         super().__init__()
         self.backbone = _Backbone()

@@ -310,7 +310,7 @@ def _mask_layout(model: nn.Module) -> dict[str, int]:
     end with the packed detail features: ``pack_detail``)."""
     location_terms = getattr(model.mask_decoder, "location_terms", 0)
     detail_dim = model.mask_decoder.detail_dim
-    return {"mask_stride": 4 if detail_dim else 8, **({"location_terms": location_terms} if location_terms else {}),
+    return {"mask_stride": model.mask_stride, **({"location_terms": location_terms} if location_terms else {}),
             **({"detail_dim": detail_dim} if detail_dim else {})}
 
 

@@ -152,10 +152,11 @@ class SetCriterion(nn.Module):
             pred = point_sample(mask_logits, points)
             tgt = point_sample(target_masks, points)
         else:
-            up = target_masks.shape[-1] // mask_logits.shape[-1] // self.mask_loss_stride
+            stride = target_masks.shape[-1] // mask_logits.shape[-1]
+            up = stride // self.mask_loss_stride
             if up < 1:
                 raise ValueError(f"mask_loss_stride {self.mask_loss_stride} is coarser than the predicted masks "
-                                 f"(stride {target_masks.shape[-1] // mask_logits.shape[-1]})")
+                                 f"(stride {stride})")
             if up > 1:
                 mask_logits = F.interpolate(mask_logits[:, None], scale_factor=up, mode="bilinear",
                                             align_corners=False)[:, 0]

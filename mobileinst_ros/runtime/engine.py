@@ -252,6 +252,11 @@ class Engine:
     def mask_stride(self) -> int:
         return self.spec.mask_stride
 
+    @property
+    def mask_cells_per_feature_cell(self) -> int:
+        """Mask cells along one side of an x3 cell: 1, or 2 for a model with stride-4 masks."""
+        return FEATURE_STRIDE // self.spec.mask_stride
+
     def _choose_resolutions(self, resolution: tuple[int, int] | str | None) -> list[tuple[int, int]]:
         available = list(self.spec.graphs)
         if resolution is None:
@@ -342,7 +347,7 @@ class Engine:
             return _resized(x3, (w // FEATURE_STRIDE, h // FEATURE_STRIDE))[None]
         # the packed detail features are resized at their own stride 4, not as stride-8 channels
         own = x3.shape[0] - 4 * detail
-        fine = _resized(unpack_detail(x3[own:], detail), (w // (FEATURE_STRIDE // 2), h // (FEATURE_STRIDE // 2)))
+        fine = _resized(unpack_detail(x3[own:], detail), (w // self.spec.mask_stride, h // self.spec.mask_stride))
         return np.concatenate([_resized(x3[:own], (w // FEATURE_STRIDE, h // FEATURE_STRIDE)),
                                pack_detail(fine)])[None]
 
@@ -457,7 +462,7 @@ class Engine:
         order = rank(scores, self.score_threshold, len(scores))
         mf = features.mask_features[0]
         stride = self.spec.mask_stride
-        grid = tuple(n * FEATURE_STRIDE // stride for n in mf.shape[1:])
+        grid = tuple(n * self.mask_cells_per_feature_cell for n in mf.shape[1:])
         parts = [(order[:0], np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
                   np.zeros((0, *grid), np.float32))]
         kept = np.zeros(0, bool)

@@ -66,8 +66,9 @@ def mask_logits(kernels: np.ndarray, mask_features: np.ndarray, detail_dim: int 
     coarse = (kernels[:, :d] @ mask_features[:d].reshape(d, h * w)).reshape(len(kernels), h, w)
     if not detail_dim:
         return coarse
-    fine = (kernels[:, d:] @ mask_features[d:].reshape(detail_dim, 4 * h * w)).reshape(len(kernels), 2, 2, h, w)
-    fine = fine.transpose(0, 3, 1, 4, 2).reshape(len(kernels), 2 * h, 2 * w)
+    # each kernel's detail part on the 4 packed sub-cells, then interleaved as unpack_detail does the features
+    fine = unpack_detail((kernels[:, d:] @ mask_features[d:].reshape(detail_dim, 4 * h * w)).reshape(-1, h, w),
+                         len(kernels))
     if not len(kernels):
         return fine
     # cv2 resizes up to 512 channels at once in (h, w, K) layout

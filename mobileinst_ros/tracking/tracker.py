@@ -325,7 +325,7 @@ class KernelTracker:
             features = self.engine.reuse_features(prepared, self._kf_features, x3)
         clock.lap("backbone")
         kernels = np.stack([t.kernel for t in self._active])
-        regions = self._part_windows(tuple(n * self._mask_cells_per_feature_cell
+        regions = self._part_windows(tuple(n * self.engine.mask_cells_per_feature_cell
                                            for n in features.mask_features.shape[2:]))
         logits, mness, cells = self.engine.reuse_masks(kernels, features, prepared.geometry, regions)
         if regions is not None:
@@ -360,7 +360,7 @@ class KernelTracker:
             return None
         grid = (resolution[1] // FEATURE_STRIDE, resolution[0] // FEATURE_STRIDE)
         reach = PART_MOTION_CELLS + MASK_DECODER_CONTEXT_CELLS
-        per_cell = self._mask_cells_per_feature_cell
+        per_cell = self.engine.mask_cells_per_feature_cell
         rects = []
         for track in self._active:
             x, y, w, h = mask_bbox(track.region)  # in mask cells: the x3 cells holding them
@@ -376,14 +376,9 @@ class KernelTracker:
         (everywhere for a whole mask); None when no active track is a part."""
         if all(t.region is None for t in self._active):
             return None
-        motion = PART_MOTION_CELLS * self._mask_cells_per_feature_cell
+        motion = PART_MOTION_CELLS * self.engine.mask_cells_per_feature_cell
         return np.stack([grow(t.region[None], motion)[0] if t.region is not None
                          else np.ones(grid, bool) for t in self._active])
-
-    @property
-    def _mask_cells_per_feature_cell(self) -> int:
-        """Mask cells along one side of an x3 cell: 1, or 2 for a model with stride-4 masks."""
-        return FEATURE_STRIDE // self.engine.mask_stride
 
     def _feature_trigger(self, x3: np.ndarray) -> str:
         if not self.adaptive_keyframes:
