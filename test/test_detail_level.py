@@ -20,6 +20,7 @@ from mobileinst_ros.runtime import postprocess
 from mobileinst_ros.runtime.postprocess import mask_logits
 from mobileinst_ros.tracking.tracker import KernelTracker
 from mobileinst_ros.training.step import TrainStep
+from mobileinst_ros.training.train import init_from_checkpoint
 from tiny_ytvis import write_tiny_ytvis
 
 torch.set_num_threads(1)
@@ -153,3 +154,21 @@ def test_training_supervises_the_detail_level(tmp_path):
     assert all(torch.isfinite(v) for v in losses.values()) and float(losses["reuse"]) > 0
     losses["total"].backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.mask_decoder.detail.parameters())
+
+
+def test_a_detail_level_added_to_a_trained_model_starts_from_its_masks(tmp_path):
+    """Fine-tuning a model without a detail level into one with it (``--init-from``): the kernels' first K
+    elements load, the detail elements start at zero, so the first masks are the source's upsampled."""
+    torch.manual_seed(0)
+    without = {**TINY, "mask_decoder": {**TINY["mask_decoder"], "detail_dim": 0}}
+    source = build_model(without, num_classes=3).eval()
+    torch.save({"model": source.state_dict()}, tmp_path / "source.pt")
+    grown = build_model(TINY, num_classes=3).eval()
+    skipped = init_from_checkpoint(grown, tmp_path / "source.pt")
+    assert skipped and all(name.startswith("mask_decoder.detail.") for name in skipped)
+    images = normalize_images(torch.randint(0, 255, (1, 3, *SIZE[::-1])))
+    with torch.no_grad():
+        before, after = source(images), grown(images)
+    expected = F.interpolate(before["masks"], scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(after["masks"], expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(after["logits"], before["logits"])

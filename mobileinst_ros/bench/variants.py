@@ -78,6 +78,10 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     **{f"lean_activation_detail{e}": ({"kernel_dim": 64, "backbone": {"skip_blocks": [2, 7, 10, 13, 14]},
                                        "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True, "detail_dim": e},
                                        "instance_decoder": {"local": "activation"}}, "shared") for e in (16, 32)},
+    # lean_activation with an instance branch of two DSConvs before the activation maps (keyframes only)
+    "lean_activation_branch2": ({"kernel_dim": 64, "backbone": {"skip_blocks": [2, 7, 10, 13, 14]},
+                                 "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
+                                 "instance_decoder": {"local": "activation", "branch": 2}}, "shared"),
 }
 CLASSES = [f"class{i}" for i in range(6)]
 INSTANCES = 2
