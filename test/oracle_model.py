@@ -35,8 +35,6 @@ class _Backbone(nn.Module):
 
 
 class _MaskDecoder(nn.Module):
-    detail_dim = 0  # no stride-4 detail level
-
     def context(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
                 x6: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # 0 * (...) keeps x4..x6 as graph inputs; a neutral gate and shift
@@ -74,8 +72,6 @@ class _InstanceDecoder(nn.Module):
 
 class OracleModel(nn.Module):
     """See the module docstring."""
-
-    mask_stride = 8
 
     def __init__(self) -> None:
         super().__init__()

@@ -74,12 +74,6 @@ def test_model_yaml_with_a_bad_location_terms(copy):
         Engine(copy)
 
 
-def test_a_detail_level_with_stride_8_masks_is_refused(copy):
-    set_in_model_yaml(copy, "detail_dim", 32)  # the masks of a detail level are at stride 4
-    with pytest.raises(ModelLoadError, match=r"mask_stride 8 does not fit detail_dim 32"):
-        Engine(copy)
-
-
 def test_missing_graph_file(copy):
     graph = next(copy.rglob("deep.onnx"))
     graph.unlink()

@@ -42,11 +42,6 @@ def test_unknown_local_stage_is_refused():
         InstanceDecoder(64, 3, local="pooling")
 
 
-def test_an_instance_branch_needs_activation_maps():
-    with pytest.raises(ValueError, match="branch"):
-        InstanceDecoder(64, 3, local="attention", branch=2)
-
-
 def test_training_step_reaches_the_activation_maps():
     torch.manual_seed(0)
     model = build_model(TINY, 3).train()
@@ -56,21 +51,9 @@ def test_training_step_reaches_the_activation_maps():
     assert model.instance_decoder.local_stage.activation.weight.grad.abs().sum() > 0
 
 
-def test_training_step_reaches_the_instance_branch():
-    """``branch``: convolutions of the local stage's own between the mask features and the maps; the class
-    loss trains them (the kernels' masks do not read them)."""
+def test_exports_one_graph_for_every_resolution(tmp_path):
     torch.manual_seed(0)
-    model = build_model({**TINY, "instance_decoder": {**TINY["instance_decoder"], "branch": 2}}, 3).train()
-    out = model(torch.randn(2, 3, 64, 96))
-    out["logits"].mean().backward()
-    branch = model.instance_decoder.local_stage.branch
-    assert len(branch) == 2 and all(p.grad is not None and p.grad.abs().sum() > 0 for p in branch.parameters())
-
-
-@pytest.mark.parametrize("branch", [0, 2])
-def test_exports_one_graph_for_every_resolution(tmp_path, branch):
-    torch.manual_seed(0)
-    model = build_model({**TINY, "instance_decoder": {**TINY["instance_decoder"], "branch": branch}}, 2).eval()
+    model = build_model(TINY, 2).eval()
     report = export_model(model, ["a", "b"], tmp_path / "model", [(128, 96), (96, 128)])
     assert max(p.max_abs for p in report) < 1e-3
     engine = Engine(tmp_path / "model", threads=1)

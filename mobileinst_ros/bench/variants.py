@@ -74,14 +74,6 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "lean_skip2_activation": ({"kernel_dim": 64, "backbone": {"stem": "dense", "skip_blocks": [2, 7, 10, 13, 14]},
                                "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
                                "instance_decoder": {"local": "activation"}}, "shared"),
-    # lean_activation (the shipped models' network) with stride-4 masks from a detail level on X2
-    **{f"lean_activation_detail{e}": ({"kernel_dim": 64, "backbone": {"skip_blocks": [2, 7, 10, 13, 14]},
-                                       "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True, "detail_dim": e},
-                                       "instance_decoder": {"local": "activation"}}, "shared") for e in (16, 32)},
-    # lean_activation with an instance branch of two DSConvs before the activation maps (keyframes only)
-    "lean_activation_branch2": ({"kernel_dim": 64, "backbone": {"skip_blocks": [2, 7, 10, 13, 14]},
-                                 "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
-                                 "instance_decoder": {"local": "activation", "branch": 2}}, "shared"),
 }
 CLASSES = [f"class{i}" for i in range(6)]
 INSTANCES = 2
@@ -120,7 +112,7 @@ def _top_queries(engine: Engine, decoded: dict, features: Features, geometry: Ge
     """The ``INSTANCES`` best queries as detections, whatever their scores (random weights)."""
     scores, class_ids = query_scores(decoded["logits"], decoded["objectness"])
     chosen = np.argsort(-scores)[:INSTANCES]
-    logits = mask_logits(decoded["kernels"][chosen], features.mask_features[0], engine.spec.detail_dim)
+    logits = mask_logits(decoded["kernels"][chosen], features.mask_features[0])
     mness, cells = mask_stats(logits, geometry, engine.mask_stride, engine.mask_threshold)
     return Detections(decoded["kernels"][chosen], class_ids[chosen], scores[chosen] * mness, scores[chosen],
                       mness, cells, logits, chosen)

@@ -35,7 +35,6 @@ import torch
 import yaml
 from torch import nn
 
-from mobileinst_ros.model.mask_decoder import pack_detail
 from mobileinst_ros.model.mobileinst import normalize_images
 from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MODEL_DEFAULTS, parse_resolution
 
@@ -64,49 +63,30 @@ class Parity:
         return self.max_abs <= self.tolerance
 
 
-def _split_detail(packed: torch.Tensor, detail_dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``model.mask_decoder.pack_detail``'s output -> (its stride-8 channels, the packed detail features or None).
-    Without a detail level the tensor passes whole: the graphs of such a model gain no operation."""
-    if not detail_dim:
-        return packed, None
-    own = packed.shape[1] - 4 * detail_dim
-    return packed[:, :own], packed[:, own:]
-
-
-def _append(stride8: torch.Tensor, packed_detail: torch.Tensor | None) -> torch.Tensor:
-    return stride8 if packed_detail is None else torch.cat([stride8, packed_detail], dim=1)
-
-
 class _Shallow(nn.Module):
-    """image uint8 [1,H,W,3], RGB as the camera sends it -> x3 (with a detail level, the detail features packed
-    after it: ``pack_detail``). The layout change and the normalisation run inside the graph: an INT8 graph then
-    reads the pixels themselves as its first quantized tensor (``mobileinst-quantize`` folds the normalisation
-    away), and no float copy of the image is made."""
+    """image uint8 [1,H,W,3], RGB as the camera sends it -> x3. The layout change and the normalisation
+    run inside the graph: an INT8 graph then reads the pixels themselves as its first quantized tensor
+    (``mobileinst-quantize`` folds the normalisation away), and no float copy of the image is made."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.backbone, self.decoder = model.backbone, model.mask_decoder
+        self.backbone = model.backbone
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        images = normalize_images(image.permute(0, 3, 1, 2))
-        if not self.decoder.detail_dim:
-            return self.backbone.forward_shallow(images)
-        x2, x3 = self.backbone.forward_shallow_levels(images)
-        return pack_detail(x3, self.decoder.detail_features(x2))
+        return self.backbone.forward_shallow(normalize_images(image.permute(0, 3, 1, 2)))
 
 
 class _Deep(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.backbone, self.detail_dim = model.backbone, model.mask_decoder.detail_dim
+        self.backbone = model.backbone
 
     def forward(self, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.backbone.forward_deep(_split_detail(x3, self.detail_dim)[0])
+        return self.backbone.forward_deep(x3)
 
 
 class _MaskDecoder(nn.Module):
-    """A keyframe's mask decoder: x3..x6 -> mask_features and the context a non-keyframe reuses. x3's packed
-    detail features (``pack_detail``) pass through to the end of mask_features."""
+    """A keyframe's mask decoder: x3..x6 -> mask_features and the context a non-keyframe reuses."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -114,30 +94,28 @@ class _MaskDecoder(nn.Module):
 
     def forward(self, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
                 x6: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        own, detail = _split_detail(x3, self.decoder.detail_dim)
-        context = self.decoder.context(own, x4, x5, x6)
-        return (_append(self.decoder.from_context(own, *context), detail), *context)
+        context = self.decoder.context(x3, x4, x5, x6)
+        return (self.decoder.from_context(x3, *context), *context)
 
 
 class _MaskDecoderReuse(nn.Module):
-    """A non-keyframe's mask decoder: its own x3 on the keyframe's context -> mask_features (as ``_MaskDecoder``)."""
+    """A non-keyframe's mask decoder: its own x3 on the keyframe's context -> mask_features."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.decoder = model.mask_decoder
 
     def forward(self, x3: torch.Tensor, *context: torch.Tensor) -> torch.Tensor:
-        own, detail = _split_detail(x3, self.decoder.detail_dim)
-        return _append(self.decoder.from_context(own, *context), detail)
+        return self.decoder.from_context(x3, *context)
 
 
 class _InstanceDecoder(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.decoder, self.detail_dim = model.instance_decoder, model.mask_decoder.detail_dim
+        self.decoder = model.instance_decoder
 
     def forward(self, x6: torch.Tensor, mask_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.decoder(x6, _split_detail(mask_features, self.detail_dim)[0])
+        out = self.decoder(x6, mask_features)
         return out["logits"], out["objectness"], out["kernels"]
 
 
@@ -174,9 +152,10 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, list[str], dict]:
 def _example_inputs(model: nn.Module, images: torch.Tensor) -> dict[str, tuple]:
     """Inputs of each graph, computed by torch from ``images`` uint8 [1,H,W,3]."""
     with torch.no_grad():
-        x3 = _Shallow(model)(images)  # with a detail level, the packed detail features too
-        x4, x5, x6 = _Deep(model)(x3)
-        mf, *context = _MaskDecoder(model)(x3, x4, x5, x6)
+        x3 = _Shallow(model)(images)
+        x4, x5, x6 = model.backbone.forward_deep(x3)
+        context = model.mask_decoder.context(x3, x4, x5, x6)
+        mf = model.mask_decoder.from_context(x3, *context)
     return {"shallow": (images,), "deep": (x3,), "mask_decoder": (x3, x4, x5, x6),
             "mask_decoder_reuse": (x3, *context), "instance_decoder": (x6, mf)}
 
@@ -304,26 +283,16 @@ def calibration_like_images(resolution: tuple[int, int], seed: int = 0) -> torch
     return (normalised * 128 + 127).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
-def _mask_layout(model: nn.Module) -> dict[str, int]:
-    """model.yaml's keys for how kernels meet mask features: mask_stride, and where non-zero location_terms (a
-    location prior ends each kernel) and detail_dim (each kernel ends with a detail part; x3 and mask_features
-    end with the packed detail features: ``pack_detail``)."""
-    location_terms = getattr(model.mask_decoder, "location_terms", 0)
-    detail_dim = model.mask_decoder.detail_dim
-    return {"mask_stride": model.mask_stride, **({"location_terms": location_terms} if location_terms else {}),
-            **({"detail_dim": detail_dim} if detail_dim else {})}
-
-
 def _model_yaml(classes: list[str], shapes: dict[str, tuple], folders: dict[tuple[int, int], str], info: dict,
-                report: list[Parity], defaults: dict, layout: dict[str, int]) -> dict:
+                report: list[Parity], defaults: dict, location_terms: int) -> dict:
     return {
         "format": FORMAT,
         "classes": classes,
         "normalisation": {"mean": 127.0, "scale": 128.0},
-        "mask_stride": layout["mask_stride"],
+        "mask_stride": 8,
         "kernel_dim": int(shapes["kernels"][2]),
         "num_queries": int(shapes["kernels"][1]),
-        **{key: value for key, value in layout.items() if key != "mask_stride"},
+        **({"location_terms": location_terms} if location_terms else {}),
         "defaults": defaults,
         "resolutions": {f"{w}x{h}": {"fp32": {role: str(Path(folder) / f"{role}.onnx") for role in GRAPHS}}
                         for (w, h), folder in folders.items()},
@@ -415,7 +384,7 @@ def export_model(model: nn.Module, classes: list[str], out: str | Path, resoluti
         probe = _session(staging / folders[resolutions[0]] / "instance_decoder.onnx")
         shapes = {o.name: tuple(o.shape) for o in probe.get_outputs()}
         spec = _model_yaml(classes, shapes, folders, info, report, {**MODEL_DEFAULTS, **(defaults or {})},
-                           _mask_layout(model))
+                           getattr(model.mask_decoder, "location_terms", 0))
         (staging / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         sizes = {str(p.relative_to(staging)): p.stat().st_size for p in staging.rglob("*.onnx")}
         (staging / "MODEL_CARD.md").write_text(_model_card(out.name, spec, info, sizes))

@@ -138,25 +138,14 @@ class SplitBackbone(nn.Module):
     ``channels`` are (C3, C4, C5) and X6 has ``global_dim`` channels."""
 
     stem: nn.Module
-    stage3: nn.Sequential
+    stage3: nn.Module
     stage4: nn.Module
     stage5: nn.Module
     global_tokens: nn.Module
-    # how many of stage3's leading modules end at stride 4, and their channels there (X2, a mask decoder's
-    # detail level reads it); None where the backbone offers no X2
-    stride4_blocks: int | None = None
-    stride4_channels: int | None = None
 
     def forward_shallow(self, images: torch.Tensor) -> torch.Tensor:
         """images[B,3,H,W] (normalised) -> x3[B,C3,H/8,W/8]."""
         return self.stage3(self.stem(images))
-
-    def forward_shallow_levels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images[B,3,H,W] (normalised) -> (x2[B,C2,H/4,W/4], x3[B,C3,H/8,W/8])."""
-        if self.stride4_blocks is None:
-            raise ValueError(f"{type(self).__name__} has no stride-4 output (a mask decoder detail level needs one)")
-        x2 = self.stage3[:self.stride4_blocks](self.stem(images))
-        return x2, self.stage3[self.stride4_blocks:](x2)
 
     def forward_deep(self, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x3 -> (x4[B,C4,H/16,W/16], x5[B,C5,H/32,W/32], x6[B,global_dim,H/64,W/64])."""
@@ -235,14 +224,11 @@ class EfficientNetLiteBackbone(SplitBackbone):
         if stem == "efficientnet":
             self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True))
             self.stage3 = keep(0, a)
-            self.stride4_blocks = 2  # blocks 0 (stride 2) and 1 (to stride 4); neither is residual, so both kept
         elif stem == "dense":
             self.stem = nn.Sequential(ConvBNAct(3, 16, 3, 2), ConvBNAct(16, 24, 3, 2))
             self.stage3 = keep(2, a)  # block 2 takes Lite0's 24 channels at stride 4
-            self.stride4_blocks = 0
         else:
             raise ValueError(f"backbone stem must be 'efficientnet' or 'dense', got {stem!r}")
-        self.stride4_channels = 24
         self.stage4 = keep(a, b)
         self.stage5 = keep(b, c)
         self.global_tokens = GlobalTokenTransformer(self.channels, global_dim, global_depth, global_heads,

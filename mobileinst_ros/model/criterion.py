@@ -3,7 +3,7 @@
 Defaults follow SparseInst/MobileInst: class 2.0, dice 2.0, mask BCE 5.0, objectness 1.0.
 
 Targets per image: ``{"labels": long[M], "masks": float[M,H,W] in {0,1} at input resolution,
-"ids": long[M]}``. Masks are compared at the predictions' stride for matching. The mask losses of the matched
+"ids": long[M]}``. Masks are compared at stride 8 for matching. The mask losses of the matched
 queries are either dense, at ``mask_loss_stride`` (4 by default: predictions upsampled 2x), or with
 ``mask_points`` > 0 taken on that many points per mask, as Mask2Former does: points drawn
 uniformly, then the most uncertain prediction points kept (importance sampling), predictions and
@@ -143,7 +143,7 @@ class SetCriterion(nn.Module):
         return [t[key] for t in targets]
 
     def mask_losses(self, mask_logits: torch.Tensor, target_masks: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Matched pairs: mask_logits[K,h,w] (stride 8, or 4 with a detail level), full-res target_masks[K,H,W] ->
+        """Matched pairs at stride 8: mask_logits[K,h,w], full-res target_masks[K,H,W] ->
         summed dice, BCE (mean over pixels or points per mask) and the IoU of each pair (no gradient;
         on the points with ``mask_points``)."""
         mask_logits, target_masks = mask_logits.float(), target_masks.float()
@@ -152,11 +152,7 @@ class SetCriterion(nn.Module):
             pred = point_sample(mask_logits, points)
             tgt = point_sample(target_masks, points)
         else:
-            stride = target_masks.shape[-1] // mask_logits.shape[-1]
-            up = stride // self.mask_loss_stride
-            if up < 1:
-                raise ValueError(f"mask_loss_stride {self.mask_loss_stride} is coarser than the predicted masks "
-                                 f"(stride {stride})")
+            up = 8 // self.mask_loss_stride
             if up > 1:
                 mask_logits = F.interpolate(mask_logits[:, None], scale_factor=up, mode="bilinear",
                                             align_corners=False)[:, 0]
@@ -167,12 +163,10 @@ class SetCriterion(nn.Module):
                 "iou": mask_iou(pred.detach(), tgt)}
 
     def forward(self, outputs: dict[str, torch.Tensor], targets: list[dict]) -> tuple[dict[str, torch.Tensor], list]:
-        """outputs: logits[B,N,C], objectness[B,N], masks[B,N,h,w] (stride 8, or 4 with a detail level) ->
+        """outputs: logits[B,N,C], objectness[B,N], masks[B,N,h,w] (stride 8) ->
         ({"class", "dice", "mask", "objectness", "total"}, matched indices per image)."""
         logits, objectness, masks = (outputs[k].float() for k in ("logits", "objectness", "masks"))
-        stride = targets[0]["masks"].shape[-1] // masks.shape[-1]  # the matcher compares at the masks' stride
-        matched_targets = [{"labels": t["labels"], "masks": m}
-                           for t, m in zip(targets, self.targets_at(targets, stride))]
+        matched_targets = [{"labels": t["labels"], "masks": m} for t, m in zip(targets, self.targets_at(targets, 8))]
         with record_function("matcher"):
             indices = self.matcher(logits.detach(), masks.detach(), matched_targets)
         num_masks = max(self.average_count(sum(int(t["labels"].numel()) for t in targets)), 1)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mask_decoder import LOCATION_TERMS, DSConv, coordinate_grid
+from .mask_decoder import LOCATION_TERMS, coordinate_grid
 
 __all__ = ["sine_position_embedding", "InstanceDecoder", "InstanceActivationStage"]
 
@@ -99,18 +99,12 @@ class InstanceActivationStage(_QueryStage):
     """SparseInst's instance activation maps as the local stage: N maps over the stride-8 mask features,
     each query adds the features averaged under its map, then self-attention and FFN as DecoderStage.
 
-    ``branch`` > 0 puts that many DSConvs (K wide) between the mask features and the maps: the features the
-    queries read and classify from get layers of their own.
-
     queries[B,N,D], query_pos[1,N,D], mask_features[B,K,h,w] -> [B,N,D]
     """
 
     def __init__(self, num_queries: int, kernel_dim: int, dim: int, heads: int, ffn_dim: int,
-                 prior_prob: float = 0.01, branch: int = 0):
+                 prior_prob: float = 0.01):
         super().__init__()
-        # SparseInst's instance branch: convolutions of its own between the mask features and the maps, so
-        # that what the queries read (their class) need not be what the kernels dot with (their masks)
-        self.branch = nn.Sequential(*[DSConv(kernel_dim, kernel_dim) for _ in range(branch)])
         # coordinates as input too (SparseInst does the same): a map can then prefer a place
         self.activation = nn.Conv2d(kernel_dim + 2, num_queries, 1)
         self.proj = nn.Linear(kernel_dim, dim)
@@ -120,9 +114,9 @@ class InstanceActivationStage(_QueryStage):
         nn.init.normal_(self.activation.weight, std=0.01)  # maps start near the prior, as SparseInst's
         nn.init.constant_(self.activation.bias, -math.log((1 - prior_prob) / prior_prob))
 
-    def _activations(self, features: torch.Tensor) -> torch.Tensor:
-        """the branch's features[B,K,h,w] -> unnormalised maps [B,N,h*w] in (0, 1)."""
-        x = torch.cat([features, coordinate_grid(features)], dim=1)
+    def _activations(self, mask_features: torch.Tensor) -> torch.Tensor:
+        """mask_features[B,K,h,w] -> unnormalised maps [B,N,h*w] in (0, 1)."""
+        x = torch.cat([mask_features, coordinate_grid(mask_features)], dim=1)
         return torch.sigmoid(self.activation(x)).flatten(2)
 
     @staticmethod
@@ -131,14 +125,13 @@ class InstanceActivationStage(_QueryStage):
 
     def activation_maps(self, mask_features: torch.Tensor) -> torch.Tensor:
         """mask_features[B,K,h,w] -> maps [B,N,h*w], each summing to 1 over the cells."""
-        activations = self._activations(self.branch(mask_features))
+        activations = self._activations(mask_features)
         return activations / self._mass(activations)
 
     def forward(self, queries: torch.Tensor, query_pos: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
-        features = self.branch(mask_features)
-        activations = self._activations(features)
+        activations = self._activations(mask_features)
         # the average under each map, normalised after the product: N x K divisions instead of N x h*w
-        pooled = torch.matmul(activations, features.flatten(2).transpose(1, 2)) / self._mass(activations)
+        pooled = torch.matmul(activations, mask_features.flatten(2).transpose(1, 2)) / self._mass(activations)
         return self.refine(self.norm1(queries + self.proj(pooled)), query_pos)
 
 
@@ -199,13 +192,10 @@ class InstanceDecoder(nn.Module):
 
     def __init__(self, global_channels: int, num_classes: int, num_queries: int = 100, dim: int = 128,
                  kernel_dim: int = 128, heads: int = 4, ffn_dim: int = 256, pool_factor: int = 8,
-                 local: str = "attention", location_prior: bool = False, detail_dim: int = 0,
-                 branch: int = 0):
+                 local: str = "attention", location_prior: bool = False):
         super().__init__()
         if local not in ("attention", "activation"):
             raise ValueError(f"instance_decoder local must be attention|activation, got {local!r}")
-        if branch and local != "activation":
-            raise ValueError("instance_decoder branch feeds activation maps: it needs local: activation")
         self.num_queries, self.dim, self.pool_factor = num_queries, dim, pool_factor
         self.query_feat = nn.Parameter(torch.randn(1, num_queries, dim) * 0.1)
         self.query_pos = nn.Parameter(torch.randn(1, num_queries, dim) * 0.1)
@@ -214,13 +204,12 @@ class InstanceDecoder(nn.Module):
         feature_dim = kernel_dim + (LOCATION_TERMS if location_prior else 0)  # the mask features' channels
         if local == "activation":
             self.local_proj = None
-            self.local_stage = InstanceActivationStage(num_queries, feature_dim, dim, heads, ffn_dim, branch=branch)
+            self.local_stage = InstanceActivationStage(num_queries, feature_dim, dim, heads, ffn_dim)
         else:
             self.local_proj = nn.Linear(feature_dim, dim)
             self.local_stage = DecoderStage(dim, heads, ffn_dim)
-        # kernels [K + E]: K for the stride-8 mask features, E for a mask decoder's stride-4 detail features
-        self.global_heads = PredictionHeads(dim, num_classes, kernel_dim + detail_dim, location=location_prior)
-        self.local_heads = PredictionHeads(dim, num_classes, kernel_dim + detail_dim, location=location_prior)
+        self.global_heads = PredictionHeads(dim, num_classes, kernel_dim, location=location_prior)
+        self.local_heads = PredictionHeads(dim, num_classes, kernel_dim, location=location_prior)
 
     @staticmethod
     def _tokens(x: torch.Tensor, proj: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,13 +7,6 @@ All convolutions after the 1x1 laterals are depthwise-separable to keep it light
 Shapes (D = ``dim``, K = ``kernel_dim``):
   x3[B,C3,H/8,W/8], x4[B,C4,H/16,W/16], x5[B,C5,H/32,W/32], x6[B,C6,H/64,W/64]
   -> mask_features[B,K,H/8,W/8]
-
-An optional detail level (``detail_dim`` E > 0) adds stride-4 features made from the backbone's X2 alone:
-  x2[B,C2,H/4,W/4] -> detail[B,E,H/4,W/4]
-Each kernel then has K + E elements, and an instance's mask logits at stride 4 are its stride-8 logits
-upsampled plus its last E elements dotted with the detail features (``model.mobileinst.compute_masks``):
-the boundary is drawn at stride 4 for the cost of a few stride-4 convolutions on 24 channels, where a
-stride-4 level of the fused features would cost a third of the model's time (docs/training.md).
 """
 from __future__ import annotations
 
@@ -23,8 +16,7 @@ from torch import nn
 
 from .backbone import ConvBNAct
 
-__all__ = ["DSConv", "SemanticEnhancer", "MaskDecoder", "coordinate_grid", "location_basis", "pack_detail",
-           "LOCATION_TERMS"]
+__all__ = ["DSConv", "SemanticEnhancer", "MaskDecoder", "coordinate_grid", "location_basis", "LOCATION_TERMS"]
 
 LOCATION_TERMS = 5  # channels of location_basis
 
@@ -35,14 +27,6 @@ def resize_to(x: torch.Tensor, ref: torch.Tensor, mode: str = "bilinear") -> tor
     if mode == "nearest":
         return F.interpolate(x, size=ref.shape[-2:], mode="nearest")
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def pack_detail(stride8: torch.Tensor, detail: torch.Tensor | None) -> torch.Tensor:
-    """stride8[B,C,h,w] and detail[B,E,2h,2w] -> [B,C+4E,h,w]: each 2x2 cell of the detail features as 4
-    channels (pixel_unshuffle: channel 4e + 2dy + dx) after the stride-8 ones. The exported graphs pass the
-    detail level this way, so that the runtime's crops, windows and caches keep one stride-8 grid
-    (``runtime.postprocess.mask_logits`` unpacks it). stride8 itself without a detail level."""
-    return stride8 if detail is None else torch.cat([stride8, F.pixel_unshuffle(detail, 2)], dim=1)
 
 
 def coordinate_grid(ref: torch.Tensor) -> torch.Tensor:
@@ -108,29 +92,15 @@ class MaskDecoder(nn.Module):
 
     ``location_prior=True`` appends ``location_basis`` (5 channels) to the mask features, for kernels
     that carry a location prior: mask_features then has ``kernel_dim + 5`` channels.
-
-    ``detail_dim`` > 0 adds the detail level on X2 (``detail_channels`` channels, the backbone's
-    ``stride4_channels``): a 1x1 lateral, a depthwise 3x3 and a 1x1 projection at stride 4.
     """
 
     def __init__(self, in_channels: tuple[int, int, int, int], dim: int = 128, kernel_dim: int = 128,
                  fuse: str = "concat", enhance_stride8: bool = True, upsample: str = "bilinear",
-                 coords: bool = False, location_prior: bool = False, detail_dim: int = 0,
-                 detail_channels: int | None = None):
+                 coords: bool = False, location_prior: bool = False):
         super().__init__()
         if fuse not in ("concat", "sum") or upsample not in ("bilinear", "nearest"):
             raise ValueError(f"mask_decoder fuse must be concat|sum and upsample bilinear|nearest, "
                              f"got {fuse!r}, {upsample!r}")
-        if detail_dim < 0:
-            raise ValueError(f"mask_decoder detail_dim must be >= 0, got {detail_dim}")
-        if detail_dim and detail_channels is None:
-            raise ValueError("mask_decoder detail_dim needs a backbone with stride-4 features (efficientnet_lite0)")
-        if detail_dim and location_prior:
-            raise ValueError("mask_decoder detail_dim and location_prior cannot be combined: both extend the kernels")
-        self.detail_dim = detail_dim
-        self.detail = nn.Sequential(ConvBNAct(detail_channels, detail_dim, 1),
-                                    ConvBNAct(detail_dim, detail_dim, 3, groups=detail_dim),
-                                    nn.Conv2d(detail_dim, detail_dim, 1)) if detail_dim else None
         c3, c4, c5, c6 = in_channels
         self.fuse_mode, self.upsample, self.coords, self.location_prior = fuse, upsample, coords, location_prior
         self.lateral3 = ConvBNAct(c3, dim, 1)
@@ -184,10 +154,6 @@ class MaskDecoder(nn.Module):
             levels.append(coordinate_grid(p3))
         features = self.project(self.fuse(levels[0] if len(levels) == 1 else torch.cat(levels, dim=1)))
         return torch.cat([features, location_basis(features)], dim=1) if self.location_prior else features
-
-    def detail_features(self, x2: torch.Tensor) -> torch.Tensor:
-        """x2[B,C2,H/4,W/4] -> detail[B,E,H/4,W/4]."""
-        return self.detail(x2.float())  # float: a bfloat16 frozen backbone prefix may end at X2
 
     @property
     def location_terms(self) -> int:

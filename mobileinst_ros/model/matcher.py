@@ -2,8 +2,7 @@
 
 cost = w_class * focal class cost + w_dice * dice cost + w_mask * pixel BCE cost, computed for all
 query/target pairs of an image and solved with scipy's ``linear_sum_assignment``. Masks are compared
-at the prediction's resolution (stride 8, or 4 with a detail level); targets are soft masks in [0, 1] at that
-resolution.
+at the prediction's resolution (stride 8); targets are soft masks in [0, 1] at that resolution.
 """
 from __future__ import annotations
 

@@ -9,13 +9,6 @@ The forward pass is split as in docs/design.md so that a non-keyframe can run on
     out = instance_decoder(x6, mask_features)        # logits[B,N,C], objectness[B,N], kernels[B,N,K]
     masks = compute_masks(out["kernels"], mask_features)   # [B,N,H/8,W/8] logits
 
-With a detail level (``mask_decoder.detail_dim`` E > 0) the shallow backbone also gives X2, the mask decoder
-makes detail[B,E,H/4,W/4] of it, kernels have K + E elements and masks are at stride 4:
-
-    x2, x3 = backbone.forward_shallow_levels(images)
-    detail = mask_decoder.detail_features(x2)
-    masks = compute_masks(out["kernels"], mask_features, detail)   # [B,N,H/4,W/4] logits
-
 Images are RGB normalised as (x - 127) / 128 (``normalize_images``); H and W multiples of 32.
 """
 from __future__ import annotations
@@ -23,7 +16,6 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .backbone import build_backbone
@@ -60,17 +52,10 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
     return (images.float() - 127.0) / 128.0
 
 
-def compute_masks(kernels: torch.Tensor, mask_features: torch.Tensor,
-                  detail: torch.Tensor | None = None) -> torch.Tensor:
-    """kernels[B,N,K] x mask_features[B,K,h,w] -> mask logits [B,N,h,w]. With ``detail``[B,E,2h,2w] and
-    kernels[B,N,K+E]: the stride-8 logits of the first K elements upsampled bilinearly, plus the last E
-    elements on the detail features -> [B,N,2h,2w]."""
+def compute_masks(kernels: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
+    """kernels[B,N,K] x mask_features[B,K,h,w] -> mask logits [B,N,h,w]."""
     b, k, h, w = mask_features.shape
-    coarse = torch.matmul(kernels[..., :k], mask_features.reshape(b, k, h * w)).reshape(b, -1, h, w)
-    if detail is None:
-        return coarse
-    fine = torch.matmul(kernels[..., k:], detail.flatten(2)).reshape(b, -1, *detail.shape[-2:])
-    return F.interpolate(coarse, size=detail.shape[-2:], mode="bilinear", align_corners=False) + fine
+    return torch.matmul(kernels, mask_features.reshape(b, k, h * w)).reshape(b, -1, h, w)
 
 
 class MobileInst(nn.Module):
@@ -82,32 +67,21 @@ class MobileInst(nn.Module):
         self.mask_decoder = mask_decoder
         self.instance_decoder = instance_decoder
 
-    @property
-    def mask_stride(self) -> int:
-        """Stride of the mask logits: 4 with a detail level, else 8."""
-        return 4 if self.mask_decoder.detail_dim else 8
-
     def forward(self, images: torch.Tensor) -> dict:
-        """images[B,3,H,W] normalised -> dict(logits, objectness, kernels, masks[B,N,H/s,W/s] (s =
-        ``mask_stride``), global_queries, features=(x3, x4, x5, x6), mask_features, detail (None without a
-        detail level), and in training aux=[{..., masks}])."""
+        """images[B,3,H,W] normalised -> dict(logits, objectness, kernels, masks[B,N,H/8,W/8],
+        global_queries, features=(x3, x4, x5, x6), mask_features, and in training aux=[{..., masks}])."""
         h, w = images.shape[-2:]
         if h % 32 or w % 32:
             raise ValueError(f"input size {h}x{w}: height and width must be multiples of 32")
-        if self.mask_decoder.detail_dim:
-            x2, x3 = self.backbone.forward_shallow_levels(images)
-            detail = self.mask_decoder.detail_features(x2)
-        else:
-            x3, detail = self.backbone.forward_shallow(images), None
+        x3 = self.backbone.forward_shallow(images)
         x4, x5, x6 = self.backbone.forward_deep(x3)
         mask_features = self.mask_decoder(x3, x4, x5, x6)
         out = self.instance_decoder(x6, mask_features)
-        out["masks"] = compute_masks(out["kernels"], mask_features, detail)
+        out["masks"] = compute_masks(out["kernels"], mask_features)
         for aux in out.get("aux", []):
-            aux["masks"] = compute_masks(aux["kernels"], mask_features, detail)
+            aux["masks"] = compute_masks(aux["kernels"], mask_features)
         out["features"] = (x3, x4, x5, x6)
         out["mask_features"] = mask_features
-        out["detail"] = detail
         return out
 
 
@@ -123,10 +97,9 @@ def build_model(cfg: dict | None, num_classes: int) -> MobileInst:
     try:
         backbone = build_backbone(cfg["backbone"])
         mask_decoder = MaskDecoder(backbone.out_channels, kernel_dim=kernel_dim, location_prior=location_prior,
-                                   detail_channels=backbone.stride4_channels, **cfg["mask_decoder"])
+                                   **cfg["mask_decoder"])
         instance_decoder = InstanceDecoder(backbone.out_channels[3], num_classes, kernel_dim=kernel_dim,
-                                           location_prior=location_prior, detail_dim=mask_decoder.detail_dim,
-                                           **cfg["instance_decoder"])
+                                           location_prior=location_prior, **cfg["instance_decoder"])
     except TypeError as e:  # an unknown or missing keyword in a section of the model config
         raise ValueError(f"model config: {e}") from None
     return MobileInst(backbone, mask_decoder, instance_decoder)

@@ -27,11 +27,10 @@ import numpy as np
 import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
-from mobileinst_ros.runtime.model_dir import (FEATURE_STRIDE, GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec,
-                                              expected_shapes, load_spec, parse_resolution)
+from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec, expected_shapes,
+                                              load_spec, parse_resolution)
 from mobileinst_ros.runtime.postprocess import (Box, Rect, grow_rect, mask_logits, mask_stats, masks_to_image,
-                                                not_duplicates, pack_detail, query_scores, rank, restrict,
-                                                split_components, unpack_detail)
+                                                not_duplicates, query_scores, rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
@@ -65,8 +64,7 @@ class Prepared:
 class Features:
     """Per-frame features at one model resolution (batch 1): x3 (stride 8), the deep x4, x5, x6 and the
     mask decoder's ``context`` (``MASK_CONTEXT`` names; on a non-keyframe all of these are the
-    keyframe's) and mask_features [1, D, h/8, w/8] (with a detail level, x3 and mask_features end with this
-    frame's packed detail features: ``runtime.model_dir``)."""
+    keyframe's) and mask_features [1, D, h/8, w/8]."""
 
     resolution: tuple[int, int]
     x3: np.ndarray
@@ -81,8 +79,7 @@ class Features:
 class Detections:
     """Instances found on a keyframe, best first: ``kernels`` [K, D], ``class_ids`` [K], ``scores`` [K]
     (query score x maskness), ``query_scores`` [K] (before rescoring), ``maskness`` [K], ``cells`` [K]
-    (mask area in mask cells), ``mask_logits`` [K, h, w] at the mask stride (8, or 4 with a detail level) and
-    ``query_indices`` [K]."""
+    (mask area in stride-8 cells), stride-8 ``mask_logits`` [K, h, w] and ``query_indices`` [K]."""
 
     kernels: np.ndarray
     class_ids: np.ndarray
@@ -119,13 +116,6 @@ _SIZE_FIXED_ROLES = frozenset({"deep", "mask_decoder", "mask_decoder_reuse"})
 # Lite0 prefix needs 4 (it sees 59 px, 29 on each side of a cell); a graph that needs more than this, or that has
 # a global operation, gets no crops
 MAX_SHALLOW_CONTEXT_CELLS = 8
-
-
-def _resized(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """maps [C, h, w] resized bilinearly to ``size`` (w, h) -> [C, size[1], size[0]]."""
-    # cv2 resizes up to 512 channels at once in (h, w, C) layout, ~10x faster than per channel
-    up = cv2.resize(np.ascontiguousarray(maps.transpose(1, 2, 0)), size, interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(up.reshape(size[1], size[0], -1).transpose(2, 0, 1))
 
 
 class _Graph:
@@ -252,11 +242,6 @@ class Engine:
     def mask_stride(self) -> int:
         return self.spec.mask_stride
 
-    @property
-    def mask_cells_per_feature_cell(self) -> int:
-        """Mask cells along one side of an x3 cell: 1, or 2 for a model with stride-4 masks."""
-        return FEATURE_STRIDE // self.spec.mask_stride
-
     def _choose_resolutions(self, resolution: tuple[int, int] | str | None) -> list[tuple[int, int]]:
         available = list(self.spec.graphs)
         if resolution is None:
@@ -323,8 +308,8 @@ class Engine:
         return self._graphs[prepared.resolution]["shallow"].run(image=prepared.tensor)["x3"]
 
     def scaled_resolution(self, resolution: tuple[int, int], scale: float) -> tuple[int, int]:
-        """``resolution`` (w, h) times ``scale``, each side rounded to x3's stride (at least one cell)."""
-        stride = FEATURE_STRIDE
+        """``resolution`` (w, h) times ``scale``, each side rounded to the mask stride (at least one cell)."""
+        stride = self.spec.mask_stride
         return tuple(max(stride, int(round(side * scale / stride)) * stride) for side in resolution)
 
     def shallow_any_size(self) -> bool:
@@ -340,16 +325,13 @@ class Engine:
         size = self.scaled_resolution(prepared.resolution, scale)
         small = Prepared(prepared.rgb, make_geometry(prepared.geometry.image_size, size, self.resize),
                          prepared.pad_value, prepared.channels)
-        x3 = self._graphs[prepared.resolution]["shallow"].run(image=small.tensor)["x3"][0]
+        x3 = self._graphs[prepared.resolution]["shallow"].run(image=small.tensor)["x3"]
         w, h = prepared.resolution
-        detail = self.spec.detail_dim
-        if not detail:
-            return _resized(x3, (w // FEATURE_STRIDE, h // FEATURE_STRIDE))[None]
-        # the packed detail features are resized at their own stride 4, not as stride-8 channels
-        own = x3.shape[0] - 4 * detail
-        fine = _resized(unpack_detail(x3[own:], detail), (w // self.spec.mask_stride, h // self.spec.mask_stride))
-        return np.concatenate([_resized(x3[:own], (w // FEATURE_STRIDE, h // FEATURE_STRIDE)),
-                               pack_detail(fine)])[None]
+        stride = self.spec.mask_stride
+        # cv2 resizes up to 512 channels at once in (h, w, C) layout, ~10x faster than per channel
+        up = cv2.resize(np.ascontiguousarray(x3[0].transpose(1, 2, 0)), (w // stride, h // stride),
+                        interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(up.reshape(h // stride, w // stride, -1).transpose(2, 0, 1))[None]
 
     def shallow_context(self, resolution: tuple[int, int]) -> int | None:
         """Cells of context a crop of the shallow graph needs for its inner cells to get the whole image's x3
@@ -361,7 +343,7 @@ class Engine:
         return self._shallow_context[resolution]
 
     def _probe_context(self, shallow: _Graph) -> int | None:
-        stride, most, band = FEATURE_STRIDE, MAX_SHALLOW_CONTEXT_CELLS, 3
+        stride, most, band = self.spec.mask_stride, MAX_SHALLOW_CONTEXT_CELLS, 3
         # noise, a 2x2-cell window in the middle; around the largest crop a white band, which changes whatever a
         # global operation (a mean, a max) makes of the whole image and no crop ever sees
         cells = 2 * (most + band) + 2
@@ -388,7 +370,7 @@ class Engine:
         if margin is None:
             raise ValueError("this model's shallow graph has no finite context: it cannot run on crops")
         out = x3.copy()
-        stride = FEATURE_STRIDE
+        stride = self.spec.mask_stride
         shallow = self._graphs[prepared.resolution]["shallow"]
         for y0, x0, y1, x1 in windows:
             cy0, cx0, cy1, cx1 = grow_rect((y0, x0, y1, x1), margin, x3.shape[2:])
@@ -462,16 +444,15 @@ class Engine:
         order = rank(scores, self.score_threshold, len(scores))
         mf = features.mask_features[0]
         stride = self.spec.mask_stride
-        grid = tuple(n * self.mask_cells_per_feature_cell for n in mf.shape[1:])
         parts = [(order[:0], np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                  np.zeros((0, *grid), np.float32))]
+                  np.zeros((0, *mf.shape[1:]), np.float32))]
         kept = np.zeros(0, bool)
         for start in range(0, len(order), self.max_instances):
             chunk = order[start:start + self.max_instances]
             finals = np.concatenate([p[1] for p in parts])[kept]
             if len(finals) >= self.max_instances and scores[chunk[0]] < np.sort(finals)[-self.max_instances]:
                 break
-            logits = mask_logits(kernels[chunk], mf, self.spec.detail_dim)
+            logits = mask_logits(kernels[chunk], mf)
             mness, cells = mask_stats(logits, geometry, stride, self.mask_threshold)
             parts.append((chunk, scores[chunk] * mness, mness, cells, logits))
             all_logits, all_finals = (np.concatenate([p[i] for p in parts]) for i in (4, 1))
@@ -486,13 +467,13 @@ class Engine:
                     regions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Kernels [K, D] of an earlier keyframe on these features -> (mask logits [K, h, w],
         maskness [K], cells [K]); with bool ``regions`` [K, h, w], each mask only inside its region."""
-        logits = mask_logits(kernels, features.mask_features[0], self.spec.detail_dim)
+        logits = mask_logits(kernels, features.mask_features[0])
         if regions is not None:
             logits = restrict(logits, regions)
         return (logits, *mask_stats(logits, geometry, self.spec.mask_stride, self.mask_threshold))
 
     def to_image(self, logits: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, list[Box]]:
-        """Mask logits [K, h, w] -> (bool masks [K, H, W] at the image's resolution, their boxes
+        """Stride-8 mask logits [K, h, w] -> (bool masks [K, H, W] at the image's resolution, their boxes
         (x, y, w, h), all zeros where empty)."""
         return masks_to_image(logits, geometry, self.spec.mask_stride, self.mask_threshold)
 

@@ -14,11 +14,10 @@ per-resolution layout puts fixed-shape sets under ``<W>x<H>/``. Each resolution 
     format: mobileinst-onnx-2
     classes: [person, ...]
     normalisation: {mean: 127.0, scale: 128.0}      # inside the shallow graph: (rgb - mean) / scale
-    mask_stride: 8                                  # of the mask logits: 4 with a detail level
+    mask_stride: 8
     kernel_dim: 128
     num_queries: 100
     location_terms: 5                               # optional (0): kernels end with a location prior
-    detail_dim: 32                                  # optional (0): kernels end with a stride-4 detail part
     defaults: {score_threshold: .., mask_threshold: .., max_instances: .., duplicate_iou: .., split_components: ..,
                resize: letterbox}
     resolutions:
@@ -29,11 +28,6 @@ letterboxed RGB image as uint8 [1, h, w, 3]. A keyframe runs shallow, deep, mask
 outputs the ``MASK_CONTEXT``) and instance_decoder; a non-keyframe runs shallow and mask_decoder_reuse
 on the keyframe's cached context. Format 1 took a normalised float image and had no mask_decoder_reuse
 (its non-keyframes ran the whole mask decoder on the keyframe's x4, x5, x6).
-
-x3 and mask_features are on the stride-8 grid (``FEATURE_STRIDE``). With a detail level (``detail_dim`` E), the
-shallow graph's x3 ends with the stride-4 detail features packed 2x2 as 4E channels, the mask decoders pass them
-on at the end of mask_features, and kernels end with E elements for them (``postprocess.mask_logits``): the
-mask logits are at stride 4 (``mask_stride``) while every feature and window stays on the stride-8 grid.
 """
 from __future__ import annotations
 
@@ -43,11 +37,10 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FEATURE_STRIDE", "FORMAT", "GRAPHS", "GRAPH_IO", "MASK_CONTEXT", "MODEL_DEFAULTS", "ModelLoadError",
-           "ModelSpec", "load_spec", "parse_resolution", "expected_shapes"]
+__all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "MASK_CONTEXT", "MODEL_DEFAULTS", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
+           "expected_shapes"]
 
 FORMAT = "mobileinst-onnx-2"
-FEATURE_STRIDE = 8  # of x3 and mask_features, whatever the mask stride
 # The post-processing defaults mobileinst-export writes into model.yaml (its --score-threshold etc.);
 # keys a model.yaml lacks take these. The node's parameters and the engine's arguments override them.
 MODEL_DEFAULTS: dict[str, Any] = {"score_threshold": 0.3, "mask_threshold": 0.5, "max_instances": 10,
@@ -87,9 +80,6 @@ class ModelSpec:
     # how many of each kernel's last elements are a location prior, not appearance (the tracker
     # associates on appearance only)
     location_terms: int = 0
-    # how many of each kernel's last elements are for the stride-4 detail features packed at the end of x3 and
-    # mask_features (0: no detail level, mask_stride 8)
-    detail_dim: int = 0
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -107,7 +97,7 @@ def expected_shapes(spec: ModelSpec, resolution: tuple[int, int]) -> dict[str, l
     """Tensor name -> expected shape at ``resolution``; None where the backbone decides (channels,
     sizes of x4..x6)."""
     w, h = resolution
-    s = FEATURE_STRIDE
+    s = spec.mask_stride
     return {
         "image": [1, h, w, None],  # RGB, or RGBA where an INT8 stem takes a fourth channel (engine.py)
         "x3": [1, None, -(-h // s), -(-w // s)],
@@ -115,7 +105,7 @@ def expected_shapes(spec: ModelSpec, resolution: tuple[int, int]) -> dict[str, l
         "x5": [1, None, None, None],
         "x6": [1, None, None, None],
         **{name: [1, None, None, None] for name in MASK_CONTEXT},
-        "mask_features": [1, spec.kernel_dim + 3 * spec.detail_dim, -(-h // s), -(-w // s)],
+        "mask_features": [1, spec.kernel_dim, -(-h // s), -(-w // s)],
         "logits": [1, spec.num_queries, len(spec.classes)],
         "objectness": [1, spec.num_queries],
         "kernels": [1, spec.num_queries, spec.kernel_dim],
@@ -175,22 +165,16 @@ def load_spec(model_dir: str | Path) -> ModelSpec:
                               for prec, files in entry.items()}
     if not graphs:
         raise ModelLoadError(f"{where}: 'resolutions' is empty")
-    detail_dim = _require({"detail_dim": 0, **raw}, "detail_dim", int, where)
-    mask_stride = _require(raw, "mask_stride", int, where)
-    if mask_stride != (4 if detail_dim else 8):
-        raise ModelLoadError(f"{where}: mask_stride {mask_stride} does not fit detail_dim {detail_dim} "
-                             f"(8 without a detail level, 4 with one)")
     return ModelSpec(
         root=root,
         classes=[str(c) for c in _require(raw, "classes", list, where)],
         mean=float(_require(norm, "mean", (int, float), where)),
         scale=float(_require(norm, "scale", (int, float), where)),
-        mask_stride=mask_stride,
+        mask_stride=_require(raw, "mask_stride", int, where),
         kernel_dim=_require(raw, "kernel_dim", int, where),
         num_queries=_require(raw, "num_queries", int, where),
         defaults={**MODEL_DEFAULTS, **(raw.get("defaults") or {})},
         graphs=graphs,
         raw=raw,
         location_terms=_require({"location_terms": 0, **raw}, "location_terms", int, where),
-        detail_dim=detail_dim,
     )

@@ -24,9 +24,9 @@ import numpy as np
 from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.preprocess import Geometry
 
-__all__ = ["Box", "NO_BOX", "Rect", "sigmoid", "query_scores", "rank", "mask_logits", "pack_detail", "unpack_detail",
-           "mask_stats", "not_duplicates", "masks_to_image", "split_components", "restrict", "grow", "grow_rect",
-           "above_threshold", "cell_iou", "OUTSIDE_LOGIT"]
+__all__ = ["Box", "NO_BOX", "Rect", "sigmoid", "query_scores", "rank", "mask_logits", "mask_stats", "not_duplicates",
+           "masks_to_image", "split_components", "restrict", "grow", "grow_rect", "above_threshold", "cell_iou",
+           "OUTSIDE_LOGIT"]
 
 # the logit of a cell outside a part's region: no bilinear mix with it reaches any mask threshold in use
 OUTSIDE_LOGIT = np.float32(-30.0)
@@ -53,41 +53,10 @@ def rank(scores: np.ndarray, threshold: float, limit: int) -> np.ndarray:
     return keep[np.argsort(-scores[keep], kind="stable")][:limit]
 
 
-def mask_logits(kernels: np.ndarray, mask_features: np.ndarray, detail_dim: int = 0) -> np.ndarray:
-    """kernels [K, D], mask_features [D, h, w] -> mask logits [K, h, w] (a MatMul: faster than Einsum).
-
-    With a detail level (``detail_dim`` E > 0, model.yaml): kernels [K, D + E] and mask_features [D + 4E, h, w]
-    ending with the stride-4 detail features packed 2x2 (``model.mask_decoder.pack_detail``: channel
-    4e + 2dy + dx) -> logits [K, 2h, 2w] at stride 4: the first D elements' stride-8 logits upsampled
-    bilinearly (half-pixel centres, torch's align_corners=False) plus the last E elements on the detail
-    features, as the model's ``compute_masks``."""
-    channels, h, w = mask_features.shape
-    d = channels - 4 * detail_dim
-    coarse = (kernels[:, :d] @ mask_features[:d].reshape(d, h * w)).reshape(len(kernels), h, w)
-    if not detail_dim:
-        return coarse
-    # each kernel's detail part on the 4 packed sub-cells, then interleaved as unpack_detail does the features
-    fine = unpack_detail((kernels[:, d:] @ mask_features[d:].reshape(detail_dim, 4 * h * w)).reshape(-1, h, w),
-                         len(kernels))
-    if not len(kernels):
-        return fine
-    # cv2 resizes up to 512 channels at once in (h, w, K) layout
-    up = cv2.resize(np.ascontiguousarray(coarse.transpose(1, 2, 0)), (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
-    return fine + up.reshape(2 * h, 2 * w, -1).transpose(2, 0, 1)
-
-
-def unpack_detail(packed: np.ndarray, detail_dim: int) -> np.ndarray:
-    """Detail features packed 2x2 on the stride-8 grid [4E, h, w] (``model.mask_decoder.pack_detail``) ->
-    [E, 2h, 2w] at stride 4."""
-    _, h, w = packed.shape
-    return packed.reshape(detail_dim, 2, 2, h, w).transpose(0, 3, 1, 4, 2).reshape(detail_dim, 2 * h, 2 * w)
-
-
-def pack_detail(detail: np.ndarray) -> np.ndarray:
-    """``unpack_detail``'s inverse: [E, 2h, 2w] -> [4E, h, w]."""
-    e, h2, w2 = detail.shape
-    return np.ascontiguousarray(detail.reshape(e, h2 // 2, 2, w2 // 2, 2).transpose(0, 2, 4, 1, 3)
-                                .reshape(4 * e, h2 // 2, w2 // 2))
+def mask_logits(kernels: np.ndarray, mask_features: np.ndarray) -> np.ndarray:
+    """kernels [K, D], mask_features [D, h, w] -> mask logits [K, h, w] (a MatMul: faster than Einsum)."""
+    d, h, w = mask_features.shape
+    return (kernels @ mask_features.reshape(d, h * w)).reshape(len(kernels), h, w)
 
 
 def _logit(p: float) -> float:
@@ -173,10 +142,10 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
                      min_fraction: float = 0.3, min_cells: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Stride-``stride`` mask logits [K, h, w] -> (parts' logits [M, h, w], parent index [M]): each mask cut
     into its 8-connected parts above ``threshold`` over the image content; parts smaller than
-    ``min_fraction`` of the mask's largest part or than the area of ``min_cells`` stride-8 cells are
-    dropped as fragments (both chosen on the training clips of vtest.avi, docs/training.md). A mask with
-    at most one part is passed on unchanged. A part's region is its cells plus the ring of cells around
-    them that no other part of the same mask holds."""
+    ``min_fraction`` of the mask's largest part or than ``min_cells`` cells are dropped as fragments (both
+    chosen on the training clips of vtest.avi, docs/training.md). A mask with at most one part is passed on
+    unchanged. A part's region is its cells plus the ring of cells around them that no other part
+    of the same mask holds."""
     inside = _inside_content(logits, geometry, stride, threshold)[1]
     gh, gw = inside.shape[1:]
     parts, parent = [], []
@@ -187,8 +156,7 @@ def split_components(logits: np.ndarray, geometry: Geometry, stride: int, thresh
             parent.append(k)
             continue
         areas = stats[1:, cv2.CC_STAT_AREA]
-        least = min_cells * (8 / stride) ** 2  # the same area in pixels on a stride-4 grid
-        for label in np.flatnonzero((areas >= min_fraction * areas.max()) & (areas >= least)) + 1:
+        for label in np.flatnonzero((areas >= min_fraction * areas.max()) & (areas >= min_cells)) + 1:
             # within the part's box grown by the ring: the rest of the grid is outside anyway
             x, y, w, h = stats[label, :4]
             y0, x0, y1, x1 = grow_rect((y, x, y + h, x + w), 1, (gh, gw))

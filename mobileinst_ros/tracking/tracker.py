@@ -37,14 +37,13 @@ import numpy as np
 
 from mobileinst_ros.masks import mask_bbox
 from mobileinst_ros.runtime.engine import Detections, Engine, Features, NonFiniteOutputError, Prepared
-from mobileinst_ros.runtime.model_dir import FEATURE_STRIDE
 from mobileinst_ros.runtime.postprocess import Rect, above_threshold, cell_iou, grow, grow_rect
 from mobileinst_ros.tracking.association import associate
 
 __all__ = ["TrackedInstance", "TrackedFrame", "KernelTracker", "REUSE_MODES"]
 
 REUSE_MODES = ("features", "kernels")
-# how far (x3's stride-8 cells) a part of a split mask may move between two frames (Engine.split_components)
+# how far (stride-8 cells) a part of a split mask may move between two frames (Engine.split_components)
 PART_MOTION_CELLS = 2
 ASSOCIATION_THRESHOLD = 0.5  # least kernel cosine for a keyframe detection to continue a track
 # cells of fresh x3 around a window for its mask features to come out as from a whole-image x3: 2 cells match them
@@ -86,10 +85,10 @@ class _Track:
     kernel: np.ndarray
     class_id: int
     query_score: float
-    cells: int          # mask area at the keyframe, in mask cells
+    cells: int          # mask area at the keyframe, stride-8 cells
     maskness: float     # at the keyframe
     last_seen: int      # frame index of the last keyframe that matched it
-    region: np.ndarray | None = None  # bool mask cells of its last mask, where masks are split into parts
+    region: np.ndarray | None = None  # bool stride-8 cells of its last mask, where masks are split into parts
 
 
 class _Clock:
@@ -325,8 +324,7 @@ class KernelTracker:
             features = self.engine.reuse_features(prepared, self._kf_features, x3)
         clock.lap("backbone")
         kernels = np.stack([t.kernel for t in self._active])
-        regions = self._part_windows(tuple(n * self.engine.mask_cells_per_feature_cell
-                                           for n in features.mask_features.shape[2:]))
+        regions = self._part_windows(features.mask_features.shape[2:])
         logits, mness, cells = self.engine.reuse_masks(kernels, features, prepared.geometry, regions)
         if regions is not None:
             for track, now in zip(self._active, above_threshold(logits, self.engine.mask_threshold)):
@@ -358,15 +356,14 @@ class KernelTracker:
         context = self.engine.shallow_context(resolution)
         if context is None:
             return None
-        grid = (resolution[1] // FEATURE_STRIDE, resolution[0] // FEATURE_STRIDE)
+        stride = self.engine.mask_stride
+        grid = (resolution[1] // stride, resolution[0] // stride)
         reach = PART_MOTION_CELLS + MASK_DECODER_CONTEXT_CELLS
-        per_cell = self.engine.mask_cells_per_feature_cell
         rects = []
         for track in self._active:
-            x, y, w, h = mask_bbox(track.region)  # in mask cells: the x3 cells holding them
+            x, y, w, h = mask_bbox(track.region)
             if w:
-                rect = (y // per_cell, x // per_cell, -(-(y + h) // per_cell), -(-(x + w) // per_cell))
-                rects.append(grow_rect(rect, reach, grid))
+                rects.append(grow_rect((y, x, y + h, x + w), reach, grid))
         rects = _merge_crops(rects, grid, context)
         cost = sum(_area(grow_rect(r, context, grid)) for r in rects)
         return rects if cost < grid[0] * grid[1] else None
@@ -376,8 +373,7 @@ class KernelTracker:
         (everywhere for a whole mask); None when no active track is a part."""
         if all(t.region is None for t in self._active):
             return None
-        motion = PART_MOTION_CELLS * self.engine.mask_cells_per_feature_cell
-        return np.stack([grow(t.region[None], motion)[0] if t.region is not None
+        return np.stack([grow(t.region[None], PART_MOTION_CELLS)[0] if t.region is not None
                          else np.ones(grid, bool) for t in self._active])
 
     def _feature_trigger(self, x3: np.ndarray) -> str:

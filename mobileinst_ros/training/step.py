@@ -69,13 +69,11 @@ class TrainStep(nn.Module):
         mask_features = out["mask_features"].unflatten(0, (b, 2))[:, 1]
         global_queries = out["global_queries"].unflatten(0, (b, 2))[:, 0]
         passed = decoder.predict(decoder.forward_local(global_queries, mask_features))
-        detail = None if out["detail"] is None else out["detail"].unflatten(0, (b, 2))[:, 1]
-        passed["masks"] = compute_masks(passed["kernels"], mask_features, detail)
+        passed["masks"] = compute_masks(passed["kernels"], mask_features)
         return passed
 
     def reused_mask_features(self, out: dict, b: int) -> torch.Tensor:
-        """Frame t+d's mask features from its own X3 and frame t's X4/X5/X6: [B,K,H/8,W/8] (its detail features
-        are its own anyway)."""
+        """Frame t+d's mask features from its own X3 and frame t's X4/X5/X6: [B,K,H/8,W/8]."""
         x3, x4, x5, x6 = (f.unflatten(0, (b, 2)) for f in out["features"])
         return self.model.mask_decoder(x3[:, 1], x4[:, 0], x5[:, 0], x6[:, 0])
 
@@ -96,9 +94,8 @@ class TrainStep(nn.Module):
         if not preds:
             return reused.sum() * 0.0  # keeps the mask decoder in the graph
         bi, qi = torch.tensor(preds).T
-        detail = None if out["detail"] is None else out["detail"].unflatten(0, (b, 2))[bi, 1]
         with record_function("network"), self._network(reused.device):
-            masks = compute_masks(kernels[bi, qi][:, None], reused[bi], detail).squeeze(1)
+            masks = compute_masks(kernels[bi, qi][:, None], reused[bi]).squeeze(1)
         m = self.criterion.mask_losses(masks.float(), torch.stack(tgts))
         w = self.criterion.weights
         return (w["dice"] * m["dice"] + w["mask"] * m["mask"]) / max(count, 1)

@@ -58,11 +58,10 @@ class TorchEngine(Engine):
         decoder = model.instance_decoder
         location_terms = model.mask_decoder.location_terms
         spec = ModelSpec(root=Path("<torch model>"), classes=list(class_names), mean=127.0, scale=128.0,
-                         mask_stride=model.mask_stride,
-                         kernel_dim=decoder.local_heads.kernel[-1].out_features + location_terms,
+                         mask_stride=8, kernel_dim=decoder.local_heads.kernel[-1].out_features + location_terms,
                          num_queries=decoder.num_queries, defaults=dict(MODEL_DEFAULTS),
                          graphs={(int(w), int(h)): {"fp32": {}} for w, h in resolutions}, raw={},
-                         location_terms=location_terms, detail_dim=model.mask_decoder.detail_dim)
+                         location_terms=location_terms)
         super().__init__(spec, threads=threads or torch.get_num_threads(), score_threshold=score_threshold,
                          mask_threshold=mask_threshold, max_instances=max_instances, duplicate_iou=duplicate_iou,
                          split_components=split_components, resize=resize)

@@ -340,29 +340,11 @@ def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> list[str]:
     source = torch.load(path, map_location="cpu", weights_only=True)["model"]
     own = model.state_dict()
     loaded = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
-    loaded.update(_grown_kernels(own, source))
     if len(loaded) < len(own) // 2:
         raise ValueError(f"train.init_from: {path}: only {len(loaded)} of the model's {len(own)} tensors match "
                          "in name and shape: it is another architecture (compare its config's model section)")
     model.load_state_dict(loaded, strict=False)
     return sorted(set(own) - set(loaded))
-
-
-# the last Linear of PredictionHeads.kernel (global and local heads)
-KERNEL_OUTPUT_LAYER = ("_heads.kernel.2.weight", "_heads.kernel.2.bias")
-
-
-def _grown_kernels(own: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A detail level added to a trained model (``mask_decoder.detail_dim``): its kernel heads' last layer
-    has E more outputs. The source's K outputs load and the E new ones start at zero, so that the fine-tune
-    starts from the source's own masks (the detail term is 0) instead of from random kernels."""
-    grown = {}
-    for name, tensor in own.items():
-        old = source.get(name)
-        if (name.endswith(KERNEL_OUTPUT_LAYER) and old is not None and old.shape != tensor.shape
-                and old.shape[1:] == tensor.shape[1:] and old.shape[0] < tensor.shape[0]):
-            grown[name] = torch.cat([old, old.new_zeros((tensor.shape[0] - old.shape[0], *old.shape[1:]))])
-    return grown
 
 
 class FrozenPrecision:
