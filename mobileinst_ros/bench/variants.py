@@ -74,6 +74,10 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "lean_skip2_activation": ({"kernel_dim": 64, "backbone": {"stem": "dense", "skip_blocks": [2, 7, 10, 13, 14]},
                                "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
                                "instance_decoder": {"local": "activation"}}, "shared"),
+    # lean_activation with a 128-wide mask decoder and 128-long kernels (sharper masks: docs/training.md)
+    "lean_activation_dim128": ({"kernel_dim": 128, "backbone": {"skip_blocks": [2, 7, 10, 13, 14]},
+                                "mask_decoder": {"dim": 128, "fuse": "sum", "coords": True},
+                                "instance_decoder": {"local": "activation"}}, "shared"),
 }
 CLASSES = [f"class{i}" for i in range(6)]
 INSTANCES = 2
