@@ -62,8 +62,10 @@ class _InstanceDecoder(nn.Module):
         self.register_buffer("kernels", kernels)
         self.register_buffer("class_logits", torch.eye(3) * 10 - 5)
         self.num_queries = 3
+        self.mask_class = None  # as InstanceDecoder without mask_pooled_class: the graph takes no x4
 
-    def forward(self, x6: torch.Tensor, mask_features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x6: torch.Tensor, mask_features: torch.Tensor,
+                x4: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         b = x6.shape[0]
         objectness = 20 * (x6.flatten(1) - 0.5) + 0 * mask_features.mean()
         return {"logits": self.class_logits.expand(b, 3, 3), "objectness": objectness,

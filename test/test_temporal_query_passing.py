@@ -42,7 +42,8 @@ def test_passed_predictions_compose_frame_t_queries_with_frame_t_plus_d_features
     out = step.model(images.flatten(0, 1))
     passed = step.passed_predictions(out, 1)
     decoder = step.model.instance_decoder
-    manual = decoder.predict(decoder.forward_local(out["global_queries"][0:1], out["mask_features"][1:2]))
+    manual = decoder.predict(decoder.forward_local(out["global_queries"][0:1], out["mask_features"][1:2]),
+                            out["mask_features"][1:2], out["features"][1][1:2])
     assert torch.allclose(passed["logits"], manual["logits"], atol=1e-6)
     assert torch.allclose(passed["kernels"], manual["kernels"], atol=1e-6)
     assert passed["masks"].shape == (1, 8, S // 8, S // 8)

@@ -117,7 +117,7 @@ def _inputs(engine: Engine, resolution: tuple[int, int]) -> dict[str, dict[str, 
     features = engine.keyframe_features(prepared)
     f = {"image": prepared.tensor, "x3": features.x3, "x4": features.x4, "x5": features.x5, "x6": features.x6,
          "mask_features": features.mask_features, **features.context}
-    return {role: {name: f[name] for name in GRAPH_IO[role][0]} for role in GRAPH_IO}
+    return {role: {name: f[name] for name in engine.graph_inputs(resolution, role)} for role in GRAPH_IO}
 
 
 def _summary(nodes: list[dict]) -> dict:

@@ -78,6 +78,11 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "lean_activation_dim128": ({"kernel_dim": 128, "backbone": {"skip_blocks": [2, 7, 10, 13, 14]},
                                 "mask_decoder": {"dim": 128, "fuse": "sum", "coords": True},
                                 "instance_decoder": {"local": "activation"}}, "shared"),
+    # lean_activation with the class read from x4 under each query's mask (docs/training.md)
+    "lean_activation_mask_class": ({"kernel_dim": 64, "backbone": {"skip_blocks": [2, 7, 10, 13, 14]},
+                                    "mask_decoder": {"dim": 64, "fuse": "sum", "coords": True},
+                                    "instance_decoder": {"local": "activation", "mask_pooled_class": True}},
+                                   "shared"),
 }
 CLASSES = [f"class{i}" for i in range(6)]
 INSTANCES = 2

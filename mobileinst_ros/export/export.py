@@ -3,7 +3,7 @@
 Five graphs (tensor names in ``runtime/model_dir.GRAPH_IO``): ``shallow`` image->x3, ``deep``
 x3->x4,x5,x6, ``mask_decoder`` x3..x6->mask_features and the mask context (p4, p5, gate3, shift3:
 what depends on x4..x6 only), ``mask_decoder_reuse`` x3 + mask context->mask_features,
-``instance_decoder`` x6,mask_features->logits,objectness,kernels. A keyframe runs shallow, deep,
+``instance_decoder`` x6,mask_features(,x4 with a mask-pooled class)->logits,objectness,kernels. A keyframe runs shallow, deep,
 mask_decoder and instance_decoder; a non-keyframe runs only shallow and mask_decoder_reuse on the
 keyframe's cached context (the mask decoder's weights are stored twice: 0.5 MB; one fused keyframe
 graph measured no faster: 123.7 vs 122.7 ms at 640x480).
@@ -110,13 +110,22 @@ class _MaskDecoderReuse(nn.Module):
 
 
 class _InstanceDecoder(nn.Module):
+    """x6, mask_features (and x4 for a mask-pooled class) -> logits, objectness, kernels."""
+
     def __init__(self, model: nn.Module):
         super().__init__()
         self.decoder = model.instance_decoder
+        self.inputs = GRAPH_IO["instance_decoder"][0] + (("x4",) if self.decoder.mask_class is not None else ())
 
-    def forward(self, x6: torch.Tensor, mask_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.decoder(x6, mask_features)
+    def forward(self, x6: torch.Tensor, mask_features: torch.Tensor,
+                x4: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        out = self.decoder(x6, mask_features, x4)
         return out["logits"], out["objectness"], out["kernels"]
+
+
+def wrapper_inputs(module: nn.Module, role: str) -> tuple[str, ...]:
+    """The input names of ``role``'s graph as ``module`` (one of ``_wrappers``') takes them."""
+    return getattr(module, "inputs", GRAPH_IO[role][0])
 
 
 def _wrappers(model: nn.Module) -> dict[str, nn.Module]:
@@ -156,8 +165,9 @@ def _example_inputs(model: nn.Module, images: torch.Tensor) -> dict[str, tuple]:
         x4, x5, x6 = model.backbone.forward_deep(x3)
         context = model.mask_decoder.context(x3, x4, x5, x6)
         mf = model.mask_decoder.from_context(x3, *context)
+    decoder_args = (x6, mf, x4) if model.instance_decoder.mask_class is not None else (x6, mf)
     return {"shallow": (images,), "deep": (x3,), "mask_decoder": (x3, x4, x5, x6),
-            "mask_decoder_reuse": (x3, *context), "instance_decoder": (x6, mf)}
+            "mask_decoder_reuse": (x3, *context), "instance_decoder": decoder_args}
 
 
 # symbolic sizes of the shared layout, per tensor
@@ -175,7 +185,7 @@ def _onnx() -> ModuleType:
 
 
 def _export_graph(module: nn.Module, role: str, args: tuple, path: Path, dynamic: bool) -> None:
-    inputs, outputs = GRAPH_IO[role]
+    inputs, outputs = wrapper_inputs(module, role), GRAPH_IO[role][1]
     axes = {n: _DYNAMIC_AXES[n] for n in inputs + outputs if n in _DYNAMIC_AXES} if dynamic else None
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
@@ -204,7 +214,7 @@ def check_parity(module: nn.Module, role: str, args: tuple, path: Path, label: s
     """Run ``path`` with onnxruntime and ``module`` with torch on ``args``; the tolerance of each output
     is ``rtol`` times its largest magnitude (at least ``rtol``). A graph that cannot run these inputs
     (sizes baked in at another resolution) raises ExportError."""
-    inputs, outputs = GRAPH_IO[role]
+    inputs, outputs = wrapper_inputs(module, role), GRAPH_IO[role][1]
     with torch.no_grad():
         expected = module(*args)
     expected = expected if isinstance(expected, (tuple, list)) else (expected,)

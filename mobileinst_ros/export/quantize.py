@@ -110,7 +110,9 @@ def collect_inputs(engine: Engine, pairs: list[tuple[np.ndarray, np.ndarray | No
         feeds["deep"].append({"x3": features.x3})
         feeds["mask_decoder"].append({"x3": features.x3, "x4": features.x4, "x5": features.x5, "x6": features.x6})
         feeds["mask_decoder_reuse"].append({"x3": features.x3, **features.context})
-        feeds["instance_decoder"].append({"x6": features.x6, "mask_features": features.mask_features})
+        decoder_inputs = {"x6": features.x6, "mask_features": features.mask_features, "x4": features.x4}
+        feeds["instance_decoder"].append({name: decoder_inputs[name]
+                                          for name in engine.graph_inputs(resolution, "instance_decoder")})
         if later is not None:
             now = engine.prepare(later, resolution)
             feeds["mask_decoder_reuse"].append({"x3": engine.shallow(now), **features.context})

@@ -12,10 +12,15 @@ coarser than a small object (several people 12-25 px wide share a stride-32 cell
 Each stage has its own prediction heads so that both can be supervised (QueryInst's parallel
 supervision); at inference only the local stage's predictions are used.
 
+``mask_pooled_class=True`` adds to the local stage's class logits a linear class read from the backbone's
+stride-16 features X4 averaged under each query's own mask (``MaskPooledClassifier``): a linear probe on such
+features names unseen shapes of 300-3000 px right 9-11 points more often than the query's class does
+(docs/training.md, "What the class reads").
+
 The stages are separate methods because training passes frame t's global-stage queries through frame
 t+d's local stage (temporal query passing).
 
-Shapes: x6[B,C6,h6,w6], mask_features[B,K,H/8,W/8] ->
+Shapes: x6[B,C6,h6,w6], mask_features[B,K,H/8,W/8] (x4[B,C4,H/16,W/16] with mask_pooled_class) ->
   logits[B,N,C], objectness[B,N], kernels[B,N,K] (+ global_queries[B,N,D], aux predictions in training)
 """
 from __future__ import annotations
@@ -28,7 +33,7 @@ from torch import nn
 
 from .mask_decoder import LOCATION_TERMS, coordinate_grid
 
-__all__ = ["sine_position_embedding", "InstanceDecoder", "InstanceActivationStage"]
+__all__ = ["sine_position_embedding", "InstanceDecoder", "InstanceActivationStage", "MaskPooledClassifier"]
 
 
 def sine_position_embedding(h: int, w: int, dim: int, device: torch.device, temperature: float = 10000.0) -> torch.Tensor:
@@ -186,13 +191,39 @@ class PredictionHeads(nn.Module):
         return out
 
 
+class MaskPooledClassifier(nn.Module):
+    """Class logits from X4 averaged under each query's mask at stride 16.
+
+    The masks come from the kernels on the mask features average-pooled to stride 16, both detached: the class
+    loss trains what is pooled and the linear layer, not where the masks lie. The layer starts at zero, so a
+    model gains it without changing its predictions.
+
+    kernels[B,N,K], mask_features[B,K,H/8,W/8], x4[B,C4,H/16,W/16] -> logits[B,N,C]
+    """
+
+    def __init__(self, x4_channels: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(x4_channels)
+        self.cls = nn.Linear(x4_channels, num_classes)
+        nn.init.zeros_(self.cls.weight)
+        nn.init.zeros_(self.cls.bias)
+
+    def forward(self, kernels: torch.Tensor, mask_features: torch.Tensor, x4: torch.Tensor) -> torch.Tensor:
+        coarse = F.avg_pool2d(mask_features.detach(), 2)  # H/8 is a multiple of 4: stride 16 is x4's grid
+        weights = torch.sigmoid(torch.matmul(kernels.detach(), coarse.flatten(2)))  # [B,N,h16*w16]
+        pooled = torch.matmul(weights, x4.flatten(2).transpose(1, 2))
+        pooled = pooled / weights.sum(-1, keepdim=True).clamp(min=1e-6)
+        return self.cls(self.norm(pooled))
+
+
 class InstanceDecoder(nn.Module):
     """Global stage on X6, local stage on the mask features (pooled tokens or activation maps), heads
     after each stage."""
 
     def __init__(self, global_channels: int, num_classes: int, num_queries: int = 100, dim: int = 128,
                  kernel_dim: int = 128, heads: int = 4, ffn_dim: int = 256, pool_factor: int = 8,
-                 local: str = "attention", location_prior: bool = False):
+                 local: str = "attention", location_prior: bool = False, mask_pooled_class: bool = False,
+                 x4_channels: int | None = None):
         super().__init__()
         if local not in ("attention", "activation"):
             raise ValueError(f"instance_decoder local must be attention|activation, got {local!r}")
@@ -210,6 +241,9 @@ class InstanceDecoder(nn.Module):
             self.local_stage = DecoderStage(dim, heads, ffn_dim)
         self.global_heads = PredictionHeads(dim, num_classes, kernel_dim, location=location_prior)
         self.local_heads = PredictionHeads(dim, num_classes, kernel_dim, location=location_prior)
+        if mask_pooled_class and not x4_channels:
+            raise ValueError("instance_decoder mask_pooled_class needs the backbone's x4 channels")
+        self.mask_class = MaskPooledClassifier(x4_channels, num_classes) if mask_pooled_class else None
 
     @staticmethod
     def _tokens(x: torch.Tensor, proj: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,14 +266,20 @@ class InstanceDecoder(nn.Module):
         memory, pos = self._tokens(pooled, self.local_proj)
         return self.local_stage(global_queries, self.query_pos, memory, pos)
 
-    def predict(self, queries: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Final (local-stage) heads: queries[B,N,D] -> logits, objectness, kernels."""
-        return self.local_heads(queries)
+    def predict(self, queries: torch.Tensor, mask_features: torch.Tensor,
+                x4: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Final (local-stage) heads: queries[B,N,D] on this frame's features -> logits, objectness, kernels."""
+        out = self.local_heads(queries)
+        if self.mask_class is not None:
+            if x4 is None:
+                raise ValueError("this instance decoder reads x4 (mask_pooled_class): pass it")
+            out["logits"] = out["logits"] + self.mask_class(out["kernels"], mask_features, x4)
+        return out
 
-    def forward(self, x6: torch.Tensor, mask_features: torch.Tensor) -> dict:
+    def forward(self, x6: torch.Tensor, mask_features: torch.Tensor, x4: torch.Tensor | None = None) -> dict:
         """-> dict(logits[B,N,C], objectness[B,N], kernels[B,N,K], global_queries[B,N,D], aux=[...])."""
         global_queries = self.forward_global(x6)
-        out = self.predict(self.forward_local(global_queries, mask_features))
+        out = self.predict(self.forward_local(global_queries, mask_features), mask_features, x4)
         out["global_queries"] = global_queries
         if self.training:
             out["aux"] = [self.global_heads(global_queries)]

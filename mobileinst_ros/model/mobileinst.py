@@ -6,7 +6,7 @@ The forward pass is split as in docs/design.md so that a non-keyframe can run on
     x3 = backbone.forward_shallow(images)            # [B,C3,H/8,W/8]
     x4, x5, x6 = backbone.forward_deep(x3)           # strides 16, 32, 64
     mask_features = mask_decoder(x3, x4, x5, x6)     # [B,K,H/8,W/8]
-    out = instance_decoder(x6, mask_features)        # logits[B,N,C], objectness[B,N], kernels[B,N,K]
+    out = instance_decoder(x6, mask_features, x4)    # logits[B,N,C], objectness[B,N], kernels[B,N,K]
     masks = compute_masks(out["kernels"], mask_features)   # [B,N,H/8,W/8] logits
 
 Images are RGB normalised as (x - 127) / 128 (``normalize_images``); H and W multiples of 32.
@@ -76,7 +76,7 @@ class MobileInst(nn.Module):
         x3 = self.backbone.forward_shallow(images)
         x4, x5, x6 = self.backbone.forward_deep(x3)
         mask_features = self.mask_decoder(x3, x4, x5, x6)
-        out = self.instance_decoder(x6, mask_features)
+        out = self.instance_decoder(x6, mask_features, x4)
         out["masks"] = compute_masks(out["kernels"], mask_features)
         for aux in out.get("aux", []):
             aux["masks"] = compute_masks(aux["kernels"], mask_features)
@@ -99,7 +99,8 @@ def build_model(cfg: dict | None, num_classes: int) -> MobileInst:
         mask_decoder = MaskDecoder(backbone.out_channels, kernel_dim=kernel_dim, location_prior=location_prior,
                                    **cfg["mask_decoder"])
         instance_decoder = InstanceDecoder(backbone.out_channels[3], num_classes, kernel_dim=kernel_dim,
-                                           location_prior=location_prior, **cfg["instance_decoder"])
+                                           location_prior=location_prior, x4_channels=backbone.out_channels[1],
+                                           **cfg["instance_decoder"])
     except TypeError as e:  # an unknown or missing keyword in a section of the model config
         raise ValueError(f"model config: {e}") from None
     return MobileInst(backbone, mask_decoder, instance_decoder)

@@ -27,7 +27,8 @@ import numpy as np
 import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
-from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, ModelLoadError, ModelSpec, expected_shapes,
+from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, OPTIONAL_INPUTS, ModelLoadError, ModelSpec,
+                                              expected_shapes,
                                               load_spec, parse_resolution)
 from mobileinst_ros.runtime.postprocess import (Box, Rect, grow_rect, mask_logits, mask_stats, masks_to_image,
                                                 not_duplicates, query_scores, rank, restrict, split_components)
@@ -128,7 +129,9 @@ class _Graph:
         except Exception as err:  # onnxruntime raises several unrelated types for unreadable files
             raise ModelLoadError(f"{path}: cannot load as ONNX ({role} graph): {str(err).strip()}") from None
         self.path, self.role = path, role
-        self.inputs, self.outputs = GRAPH_IO[role]
+        required, self.outputs = GRAPH_IO[role]
+        present = {t.name for t in self.session.get_inputs()}
+        self.inputs = required + tuple(name for name in OPTIONAL_INPUTS.get(role, ()) if name in present)
         self._options = options
         self._sized: dict[tuple, ort.InferenceSession] = {}
 
@@ -186,6 +189,8 @@ class _Graph:
         return self._sized[key]
 
     def run(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
+        """Outputs by name; feeds the graph does not take (``OPTIONAL_INPUTS``) are left out."""
+        feeds = {name: feeds[name] for name in self.inputs}
         values = self._session_for(feeds).run(list(self.outputs), feeds)
         outputs = dict(zip(self.outputs, values))
         _check_finite(outputs, f"{self.path.name} ({self.role})")
@@ -282,6 +287,11 @@ class Engine:
             raise ModelLoadError(f"{graphs['shallow'].path}: image input must have 3 (RGB) or 4 (RGBA) channels, "
                                  f"got {graphs['shallow'].image_channels}")
         return graphs
+
+    def graph_inputs(self, resolution: tuple[int, int], role: str) -> tuple[str, ...]:
+        """The tensor names the ``role`` graph at ``resolution`` takes (``GRAPH_IO``'s, with ``OPTIONAL_INPUTS``
+        where this model's graph has them)."""
+        return self._graphs[resolution][role].inputs
 
     def pick_resolution(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """The loaded resolution whose aspect ratio is closest to ``image_size`` (w, h) (log ratio);
@@ -407,7 +417,7 @@ class Engine:
     def decode(self, features: Features) -> dict[str, np.ndarray]:
         """Instance decoder: logits [N, C], objectness [N], kernels [N, D] (batch dropped)."""
         out = self._graphs[features.resolution]["instance_decoder"].run(
-            x6=features.x6, mask_features=features.mask_features)
+            x6=features.x6, mask_features=features.mask_features, x4=features.x4)
         return {k: v[0] for k, v in out.items()}
 
     def select(self, decoded: dict[str, np.ndarray], features: Features, geometry: Geometry) -> Detections:

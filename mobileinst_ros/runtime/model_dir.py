@@ -23,7 +23,8 @@ per-resolution layout puts fixed-shape sets under ``<W>x<H>/``. Each resolution 
     resolutions:
       640x480: {fp32: {shallow: shallow.onnx, ...}, int8: {shallow: int8/shallow.onnx, ...}}
 
-Every graph has batch 1 and the fixed tensor names of ``GRAPH_IO``; the shallow graph takes the
+Every graph has batch 1 and the fixed tensor names of ``GRAPH_IO`` (plus ``OPTIONAL_INPUTS`` where the model
+has them: x4 for a mask-pooled class); the shallow graph takes the
 letterboxed RGB image as uint8 [1, h, w, 3]. A keyframe runs shallow, deep, mask_decoder (which also
 outputs the ``MASK_CONTEXT``) and instance_decoder; a non-keyframe runs shallow and mask_decoder_reuse
 on the keyframe's cached context. Format 1 took a normalised float image and had no mask_decoder_reuse
@@ -37,7 +38,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "MASK_CONTEXT", "MODEL_DEFAULTS", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
+__all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "OPTIONAL_INPUTS", "MASK_CONTEXT", "MODEL_DEFAULTS", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
            "expected_shapes"]
 
 FORMAT = "mobileinst-onnx-2"
@@ -57,6 +58,9 @@ GRAPH_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mask_decoder_reuse": (("x3", *MASK_CONTEXT), ("mask_features",)),
     "instance_decoder": (("x6", "mask_features"), ("logits", "objectness", "kernels")),
 }
+# inputs a graph takes only in some models: the instance decoder of a model with a mask-pooled class
+# (model.instance_decoder.MaskPooledClassifier) reads x4
+OPTIONAL_INPUTS: dict[str, tuple[str, ...]] = {"instance_decoder": ("x4",)}
 
 
 class ModelLoadError(RuntimeError):

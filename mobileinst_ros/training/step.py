@@ -67,8 +67,9 @@ class TrainStep(nn.Module):
         ``out`` is the model's output on [B*2] frames -> logits[B,N,C], objectness, kernels, masks."""
         decoder = self.model.instance_decoder
         mask_features = out["mask_features"].unflatten(0, (b, 2))[:, 1]
+        x4 = out["features"][1].unflatten(0, (b, 2))[:, 1]
         global_queries = out["global_queries"].unflatten(0, (b, 2))[:, 0]
-        passed = decoder.predict(decoder.forward_local(global_queries, mask_features))
+        passed = decoder.predict(decoder.forward_local(global_queries, mask_features), mask_features, x4)
         passed["masks"] = compute_masks(passed["kernels"], mask_features)
         return passed
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..export.export import _wrappers
+from ..export.export import _wrappers, wrapper_inputs
 from ..runtime.engine import Engine, _check_finite
 from ..runtime.model_dir import GRAPH_IO, MODEL_DEFAULTS, ModelSpec
 from ..model.mobileinst import MobileInst
@@ -27,7 +27,7 @@ class _TorchGraph:
 
     def __init__(self, module: nn.Module, role: str):
         self.module, self.role = module, role
-        self.inputs, self.outputs = GRAPH_IO[role]
+        self.inputs, self.outputs = wrapper_inputs(module, role), GRAPH_IO[role][1]
         self.image_channels = 3  # the exporter's RGB input
         self.any_size = True  # torch takes any input size, as the shared-shape export does
 
