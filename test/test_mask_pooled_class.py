@@ -7,8 +7,11 @@ import torch
 from mobileinst_ros.export.export import export_model
 from mobileinst_ros.export.quantize import collect_inputs
 from mobileinst_ros.model import build_model
+from mobileinst_ros.model.criterion import SetCriterion
 from mobileinst_ros.model.instance_decoder import MaskPooledClassifier
+from mobileinst_ros.model.matcher import HungarianMatcher
 from mobileinst_ros.runtime.engine import Engine
+from mobileinst_ros.training.step import TrainStep
 from mobileinst_ros.training.torch_engine import TorchEngine
 
 TINY = {"backbone": {"pretrained": False}, "kernel_dim": 16, "mask_decoder": {"dim": 16, "coords": True},
@@ -61,6 +64,26 @@ def test_a_new_head_leaves_the_predictions_as_without_it():
         model.instance_decoder.mask_class = None
         without = model(images)["logits"]
     assert torch.equal(with_head, without)
+
+
+def test_passed_queries_are_named_from_the_later_frame_x4():
+    """Temporal query passing: frame t's queries take frame t+d's class under the mask, as at inference."""
+    torch.manual_seed(0)
+    model = build_model(TINY, 2).eval()
+    with torch.no_grad():
+        model.instance_decoder.mask_class.cls.weight.normal_()
+    step = TrainStep(model, SetCriterion(HungarianMatcher())).eval()
+    images = torch.randn(2, 3, 64, 64)
+    images[1] = images[1] * 0.5 + 0.3
+    with torch.no_grad():
+        out = model(images)
+        passed = step.passed_predictions(out, 1)
+        decoder, queries = model.instance_decoder, out["global_queries"][0:1]
+        local = decoder.forward_local(queries, out["mask_features"][1:2])
+        later = decoder.predict(local, out["mask_features"][1:2], out["features"][1][1:2])
+        earlier = decoder.predict(local, out["mask_features"][1:2], out["features"][1][0:1])
+    assert torch.allclose(passed["logits"], later["logits"], atol=1e-6)
+    assert not torch.allclose(passed["logits"], earlier["logits"], atol=1e-3)
 
 
 def test_model_exports_with_x4_and_every_engine_feeds_it(tmp_path):
