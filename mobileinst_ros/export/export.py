@@ -3,10 +3,10 @@
 Five graphs (tensor names in ``runtime/model_dir.GRAPH_IO``): ``shallow`` image->x3, ``deep``
 x3->x4,x5,x6, ``mask_decoder`` x3..x6->mask_features and the mask context (p4, p5, gate3, shift3:
 what depends on x4..x6 only), ``mask_decoder_reuse`` x3 + mask context->mask_features,
-``instance_decoder`` x6,mask_features(,x4 with a mask-pooled class)->logits,objectness,kernels. A keyframe runs shallow, deep,
-mask_decoder and instance_decoder; a non-keyframe runs only shallow and mask_decoder_reuse on the
-keyframe's cached context (the mask decoder's weights are stored twice: 0.5 MB; one fused keyframe
-graph measured no faster: 123.7 vs 122.7 ms at 640x480).
+``instance_decoder`` x6,mask_features(,x4 with a mask-pooled class)->logits,objectness,kernels. A
+keyframe runs shallow, deep, mask_decoder and instance_decoder; a non-keyframe runs only shallow and
+mask_decoder_reuse on the keyframe's cached context (the mask decoder's weights are stored twice: 0.5 MB;
+one fused keyframe graph measured no faster: 123.7 vs 122.7 ms at 640x480).
 Weights are embedded (TorchScript exporter, no ``.data`` files).
 
 Layouts: ``shared`` traces once with symbolic height/width and serves every resolution from one graph

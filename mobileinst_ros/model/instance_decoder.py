@@ -14,7 +14,7 @@ supervision); at inference only the local stage's predictions are used.
 
 ``mask_pooled_class=True`` adds to the local stage's class logits a linear class read from the backbone's
 stride-16 features X4 averaged under each query's own mask (``MaskPooledClassifier``): a linear probe on such
-features names unseen shapes of 300-3000 px right 9-11 points more often than the query's class does
+features names unseen shapes of 300-3000 px right about 20 points more often than the query's class does
 (docs/training.md, "What the class reads").
 
 The stages are separate methods because training passes frame t's global-stage queries through frame
