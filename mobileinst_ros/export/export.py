@@ -36,7 +36,7 @@ import yaml
 from torch import nn
 
 from mobileinst_ros.model.mobileinst import normalize_images
-from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MODEL_DEFAULTS, parse_resolution
+from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MASK_CONTEXT, MODEL_DEFAULTS, parse_resolution
 
 __all__ = ["ExportError", "Parity", "load_checkpoint", "export_graphs", "export_model", "check_parity", "main"]
 
@@ -165,9 +165,10 @@ def _example_inputs(model: nn.Module, images: torch.Tensor) -> dict[str, tuple]:
         x4, x5, x6 = model.backbone.forward_deep(x3)
         context = model.mask_decoder.context(x3, x4, x5, x6)
         mf = model.mask_decoder.from_context(x3, *context)
-    decoder_args = (x6, mf, x4) if model.instance_decoder.mask_class is not None else (x6, mf)
-    return {"shallow": (images,), "deep": (x3,), "mask_decoder": (x3, x4, x5, x6),
-            "mask_decoder_reuse": (x3, *context), "instance_decoder": decoder_args}
+    named = {"image": images, "x3": x3, "x4": x4, "x5": x5, "x6": x6, "mask_features": mf,
+             **dict(zip(MASK_CONTEXT, context))}
+    return {role: tuple(named[name] for name in wrapper_inputs(module, role))
+            for role, module in _wrappers(model).items()}
 
 
 # symbolic sizes of the shared layout, per tensor

@@ -28,8 +28,7 @@ import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
 from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, OPTIONAL_INPUTS, ModelLoadError, ModelSpec,
-                                              expected_shapes,
-                                              load_spec, parse_resolution)
+                                              expected_shapes, load_spec, parse_resolution)
 from mobileinst_ros.runtime.postprocess import (Box, Rect, grow_rect, mask_logits, mask_stats, masks_to_image,
                                                 not_duplicates, query_scores, rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input

@@ -38,8 +38,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "OPTIONAL_INPUTS", "MASK_CONTEXT", "MODEL_DEFAULTS", "ModelLoadError", "ModelSpec", "load_spec", "parse_resolution",
-           "expected_shapes"]
+__all__ = ["FORMAT", "GRAPHS", "GRAPH_IO", "OPTIONAL_INPUTS", "MASK_CONTEXT", "MODEL_DEFAULTS", "ModelLoadError",
+           "ModelSpec", "load_spec", "parse_resolution", "expected_shapes"]
 
 FORMAT = "mobileinst-onnx-2"
 # The post-processing defaults mobileinst-export writes into model.yaml (its --score-threshold etc.);
