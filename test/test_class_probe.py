@@ -33,10 +33,10 @@ def test_every_probe_scores_every_object_of_the_test_set(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert "fitted on 12 object-frames" in done.stdout and "scored on 4" in done.stdout
     rows = [line for line in done.stdout.splitlines() if line.startswith("| the model") or "probe on" in line]
-    assert len(rows) == 6
+    assert len(rows) == 7  # the model on all objects, on those it masks; five probes
     # the colour names the class: the probe on the stride-8 backbone features gets every object right
-    cells = rows[2].split("|")[2:-1]  # per object size: "right% (objects)" or "-" where none
-    assert rows[2].startswith("| probe on x3 |")
+    cells = rows[3].split("|")[2:-1]  # per object size: "right% (objects)" or "-" where none
+    assert rows[3].startswith("| probe on x3 |")
     assert all(cell.strip() == "-" or cell.strip().startswith("100%") for cell in cells)
 
 
