@@ -38,6 +38,10 @@ def test_every_probe_scores_every_object_of_the_test_set(tmp_path: Path) -> None
     cells = rows[3].split("|")[2:-1]  # per object size: "right% (objects)" or "-" where none
     assert rows[3].startswith("| probe on x3 |")
     assert all(cell.strip() == "-" or cell.strip().startswith("100%") for cell in cells)
+    # the second row scores a subset: per size, never more objects than the first
+    assert rows[1].startswith("| the model, objects it masks |")
+    counts = [[int(c.split("(")[1].rstrip(") ")) if "(" in c else 0 for c in row.split("|")[2:-1]] for row in rows[:2]]
+    assert all(masked <= every for masked, every in zip(counts[1], counts[0]))
 
 
 def test_a_missing_checkpoint_or_other_classes_are_refused(tmp_path: Path) -> None:
