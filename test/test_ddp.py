@@ -25,6 +25,15 @@ WORKER = textwrap.dedent("""
                   "checkpoint_every_s": 1000, "lr": 1e-3},
     })
     torch.manual_seed(123)  # same initial weights on both ranks before DDP's broadcast too
+
+    import gc
+    from torch.nn.parallel import DistributedDataParallel
+    destroy = dist.destroy_process_group
+    def destroy_after_ddp(*args, **kwargs):
+        # DDP (its Reducer) freed after the group can deadlock in the group's destructor: train() frees it first
+        assert not any(isinstance(o, DistributedDataParallel) for o in gc.get_objects()), "DDP still alive"
+        destroy(*args, **kwargs)
+    dist.destroy_process_group = destroy_after_ddp
     model, _ = train(cfg, resume="none")
     assert dist.is_available() and not dist.is_initialized()  # cleaned up
     torch.save(model.state_dict(), os.path.join(out, f"rank{os.environ['RANK']}.pt"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -570,6 +571,11 @@ def train(cfg: dict, resume: str = "auto") -> tuple[torch.nn.Module, dict]:
         checkpoint(steps, "final.pt", full=False)
         plot_metrics(out_dir / "metrics.jsonl", out_dir / "loss.png")
     if world > 1:
+        # DDP's Reducer holds the process group. Freed after destroy_process_group, it would free the group itself,
+        # with the GIL held, waiting for gloo's threads, one of which may need the GIL to free a finished
+        # all_reduce's tensors: a deadlock seen once in test_ddp. Freed first, it only drops a reference.
+        trainer.runner = trainer.step_module
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
     return model, metrics
