@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from mobileinst_ros.bench import write_json
 from mobileinst_ros.autolabel.sources import open_frames
 from mobileinst_ros.bench.peers import PEER_IO, sparseinst_postprocess, yolact_postprocess, yolact_priors
 from mobileinst_ros.bench.yolo_seg import YoloSegModel, yolo_seg_postprocess
@@ -427,8 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS {result['peak_rss_mb']} MB, load average before/after "
           f"{result['load_average']['before'][0]}/{result['load_average']['after'][0]}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0
 
 

@@ -13,10 +13,10 @@ switches). Latency comes from the same run, so with a loaded machine compare the
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from mobileinst_ros.bench import write_json
 from mobileinst_ros.evaluation.offline import run_offline
 from mobileinst_ros.evaluation.report import summarize
 from mobileinst_ros.evaluation.sources import open_source
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(_table(rows))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        write_json(args.json, rows)
     return 0
 
 

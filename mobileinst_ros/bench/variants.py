@@ -23,13 +23,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import functools
-import json
 import multiprocessing
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from mobileinst_ros.bench import write_json
 from mobileinst_ros.bench.bench import MobileInstRun, YoloPeerRun, _machine, _peer_arg
 from mobileinst_ros.data.synth import generate_video
 from mobileinst_ros.runtime.engine import Detections, Engine, Features, ModelLoadError
@@ -219,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     print(_table(result, [p for p, _ in args.peer]))
     print(f"load average {result['load_average']}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from .ytvis import (DatasetError, Instance, Video, VideoDataset, check_images, check_rle, parse_categories,
-                    read_json, require)
+from .ytvis import (DatasetError, Instance, Video, VideoDataset, check_images, check_rle, read_dataset_json,
+                    require)
 
 __all__ = ["load_coco"]
 
@@ -33,10 +33,7 @@ def load_coco(json_path: str | Path, image_root: str | Path, require_annotations
     """Load a COCO instances JSON; each image becomes a one-frame video with the image's id."""
     path = Path(json_path)
     root = Path(image_root)
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected a JSON object with 'images', 'annotations', 'categories'")
-    classes, category_ids, cat_index = parse_categories(data, path)
+    data, (classes, category_ids, cat_index) = read_dataset_json(path, "images")
 
     videos: dict[int, Video] = {}
     for i, img in enumerate(require(data, "images", list, str(path))):

@@ -157,6 +157,14 @@ def require(entry: Any, key: str, kind: type | tuple[type, ...], where: str) -> 
     return value
 
 
+def read_dataset_json(path: Path, entries: str) -> tuple[dict, tuple[list[str], list[int], dict[int, int]]]:
+    """A COCO-style annotation file (``entries``: 'images' or 'videos') and its parsed categories."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a JSON object with '{entries}', 'annotations', 'categories'")
+    return data, parse_categories(data, path)
+
+
 def parse_categories(data: dict, path: Path) -> tuple[list[str], list[int], dict[int, int]]:
     """categories[{id, name}] -> (names, ids, id -> contiguous index), sorted by id."""
     cats = require(data, "categories", list, f"{path}")
@@ -216,10 +224,7 @@ def load_ytvis(json_path: str | Path, image_root: str | Path | None = None, requ
     if path.is_dir():
         path = path / "annotations.json"
     root = Path(image_root) if image_root is not None else path.parent / "JPEGImages"
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected a JSON object with 'videos', 'annotations', 'categories'")
-    classes, category_ids, cat_index = parse_categories(data, path)
+    data, (classes, category_ids, cat_index) = read_dataset_json(path, "videos")
 
     videos: dict[int, Video] = {}
     for i, entry in enumerate(require(data, "videos", list, str(path))):
