@@ -11,7 +11,6 @@ Usage: node_image_burst.py TOPIC ANSWER_TOPIC WIDTH HEIGHT RATE_HZ SECONDS
 import sys
 import time
 
-import numpy as np
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image

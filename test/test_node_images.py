@@ -3,7 +3,6 @@ copies their headers, and survives images that cannot be camera frames (rate-lim
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header

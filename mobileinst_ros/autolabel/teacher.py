@@ -228,7 +228,7 @@ class Teacher:
     """An ONNX detector run as its spec says (one onnxruntime thread by default)."""
 
     def __init__(self, spec: TeacherSpec, model_path: Path, threads: int = 1) -> None:
-        import onnxruntime as ort
+        from mobileinst_ros.runtime.sessions import cpu_session, session_options
 
         self.spec = spec
         self.model_path = model_path
@@ -238,13 +238,8 @@ class Teacher:
         self.file_hash = file_sha256(model_path)
         if spec.sha256 and spec.sha256 != self.file_hash:
             raise TeacherError(f"{where}: sha256 {self.file_hash} does not match the spec's {spec.sha256}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(model_path, session_options(threads))
         except Exception as error:  # noqa: BLE001  (onnxruntime raises its own assorted types)
             raise TeacherError(f"{where}: not a loadable ONNX model ({type(error).__name__}: {error})") from None
         self._check_graph(where)

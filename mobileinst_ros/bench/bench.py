@@ -41,13 +41,14 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from mobileinst_ros.bench import write_json
 from mobileinst_ros.autolabel.sources import open_frames
+from mobileinst_ros.bench import write_json
 from mobileinst_ros.bench.peers import PEER_IO, sparseinst_postprocess, yolact_postprocess, yolact_priors
 from mobileinst_ros.bench.yolo_seg import YoloSegModel, yolo_seg_postprocess
 from mobileinst_ros.data.synth import generate_video
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.runtime.model_dir import parse_resolution
+from mobileinst_ros.runtime.sessions import cpu_session, session_options
 from mobileinst_ros.tracking.tracker import KernelTracker
 
 __all__ = ["main"]
@@ -126,10 +127,7 @@ class PeerRun:
     """A peer head on the engine's own backbone graphs: image -> x3, x4, x5 -> head -> masks."""
 
     def __init__(self, engine: Engine, path: Path, kind: str, frames: list[np.ndarray], threads: int, name: str):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, session_options(threads))
         self.engine, self.kind, self.frames, self.next = engine, kind, frames, 0
         self.priors: np.ndarray | None = None
         self.series = Series(name, PEER_STAGES)

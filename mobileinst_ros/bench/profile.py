@@ -35,6 +35,7 @@ from mobileinst_ros.bench import write_json
 from mobileinst_ros.data.synth import generate_video
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
 from mobileinst_ros.runtime.model_dir import GRAPH_IO, parse_resolution
+from mobileinst_ros.runtime.sessions import cpu_session, session_options
 
 __all__ = ["profile_graph", "node_flops", "main"]
 
@@ -86,13 +87,10 @@ def _kind(op: str, inputs: list[list[int]]) -> str:
 def profile_graph(path: Path, feeds: dict[str, np.ndarray], runs: int, threads: int = 1) -> list[dict]:
     """Per executed node: ``name``, ``op``, ``ms`` (mean over ``runs`` - 1 runs), ``flops``."""
     with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
+        options = session_options(threads)
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(tmp, "profile")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = cpu_session(path, options)
         for _ in range(runs):
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from mobileinst_ros.runtime.postprocess import masks_to_image
 from mobileinst_ros.runtime.preprocess import Geometry, make_geometry, resize_to_content
+from mobileinst_ros.runtime.sessions import cpu_session, session_options
 
 __all__ = ["YoloSegModel", "yolo_seg_postprocess", "quantize_peer", "main"]
 
@@ -41,12 +41,8 @@ class YoloSegModel:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"{path}: peer model not found")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(path, session_options(threads))
         except Exception as err:  # onnxruntime raises several unrelated types for unreadable files
             raise ValueError(f"{path}: cannot load as ONNX: {str(err).strip()[:200]}") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()

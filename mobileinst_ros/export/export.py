@@ -37,6 +37,7 @@ from torch import nn
 
 from mobileinst_ros.model.mobileinst import normalize_images
 from mobileinst_ros.runtime.model_dir import FORMAT, GRAPH_IO, GRAPHS, MASK_CONTEXT, MODEL_DEFAULTS, parse_resolution
+from mobileinst_ros.runtime.sessions import cpu_session
 
 __all__ = ["ExportError", "Parity", "load_checkpoint", "export_graphs", "export_model", "check_parity", "main"]
 
@@ -201,15 +202,6 @@ def _export_graph(module: nn.Module, role: str, args: tuple, path: Path, dynamic
         raise ExportError(f"{path}: exporter wrote external weight data; expected weights embedded")
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def check_parity(module: nn.Module, role: str, args: tuple, path: Path, label: str,
                  rtol: float = 1e-3) -> list[Parity]:
     """Run ``path`` with onnxruntime and ``module`` with torch on ``args``; the tolerance of each output
@@ -220,7 +212,7 @@ def check_parity(module: nn.Module, role: str, args: tuple, path: Path, label: s
         expected = module(*args)
     expected = expected if isinstance(expected, (tuple, list)) else (expected,)
     try:
-        got = _session(path).run(list(outputs), {n: a.numpy() for n, a in zip(inputs, args)})
+        got = cpu_session(path).run(list(outputs), {n: a.numpy() for n, a in zip(inputs, args)})
     except Exception as err:  # onnxruntime raises its own exception types per failure
         raise ExportError(f"{path} at {label}: onnxruntime failed: {str(err).strip()[:300]}") from None
     report = []
@@ -392,7 +384,7 @@ def export_model(model: nn.Module, classes: list[str], out: str | Path, resoluti
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         folders, report = export_graphs(model, staging, resolutions, layout)
-        probe = _session(staging / folders[resolutions[0]] / "instance_decoder.onnx")
+        probe = cpu_session(staging / folders[resolutions[0]] / "instance_decoder.onnx")
         shapes = {o.name: tuple(o.shape) for o in probe.get_outputs()}
         spec = _model_yaml(classes, shapes, folders, info, report, {**MODEL_DEFAULTS, **(defaults or {})},
                            getattr(model.mask_decoder, "location_terms", 0))

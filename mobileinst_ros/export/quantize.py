@@ -35,7 +35,8 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from mobileinst_ros.runtime.engine import Engine, ModelLoadError
-from mobileinst_ros.runtime.model_dir import GRAPH_IO, GRAPHS
+from mobileinst_ros.runtime.model_dir import GRAPHS
+from mobileinst_ros.runtime.sessions import cpu_session
 
 __all__ = ["QuantizeError", "calibration_images", "collect_inputs", "fold_input_normalisation", "quantize_file",
            "quantize_model", "main"]
@@ -125,14 +126,6 @@ class _Reader(CalibrationDataReader):
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._it, None)
-
-
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _stem_convs(path: Path) -> list[str]:
@@ -319,7 +312,7 @@ def _worst_cosine(session: ort.InferenceSession, feeds: list[dict[str, np.ndarra
 
 def _measure(candidates: list[Candidate], feeds: list[dict[str, np.ndarray]], repeats: int) -> None:
     """Interleaved medians of latency, and each candidate's worst cosine to the first (FP32)."""
-    sessions = [_session(c.path) for c in candidates]
+    sessions = [cpu_session(c.path) for c in candidates]
     fitted = [[_fit(feed, _image_channels(session.get_inputs())) for feed in feeds] for session in sessions]
     times: list[list[float]] = [[] for _ in candidates]
     for r in range(repeats + 1):
@@ -339,14 +332,14 @@ def _with_sensitive_node_in_fp32(src: Path, prepared: Path, base: Candidate, cal
     """``base`` plus the one convolution or matmul whose FP32 raises the cosine most (one quantization per
     node, scored on calibration frames so that the held-out ones still judge the result), or None."""
     probe = calibrate[:probes]
-    references = [_run(_session(src), feed) for feed in probe]
-    best, best_cosine = None, _worst_cosine(_session(base.path), probe, references)
+    references = [_run(cpu_session(src), feed) for feed in probe]
+    best, best_cosine = None, _worst_cosine(cpu_session(base.path), probe, references)
     nodes = [n.name for n in onnx.load(str(src)).graph.node if n.op_type in SEARCHED_OPS and n.name not in base.exclude]
     with tempfile.TemporaryDirectory() as tmp:
         trial = Path(tmp) / "trial.onnx"
         for node in tqdm(nodes, desc=f"{src.name}: one node in FP32", leave=False, disable=None):
             _quantize_prepared(prepared, trial, calibrate, method, base.exclude + [node], base.reduce_range)
-            cosine = _worst_cosine(_session(trial), probe, references)
+            cosine = _worst_cosine(cpu_session(trial), probe, references)
             if cosine > best_cosine:
                 best, best_cosine = node, cosine
     if best is None:

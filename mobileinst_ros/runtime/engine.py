@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import cv2
@@ -32,6 +32,7 @@ from mobileinst_ros.runtime.model_dir import (GRAPH_IO, MASK_CONTEXT, OPTIONAL_I
 from mobileinst_ros.runtime.postprocess import (Box, Rect, grow_rect, mask_logits, mask_stats, masks_to_image,
                                                 not_duplicates, query_scores, rank, restrict, split_components)
 from mobileinst_ros.runtime.preprocess import Geometry, check_rgb8, make_geometry, to_model_input
+from mobileinst_ros.runtime.sessions import cpu_session, session_options
 
 __all__ = ["Engine", "Prepared", "Features", "Detections", "Instance", "ModelLoadError", "NonFiniteOutputError"]
 
@@ -124,7 +125,7 @@ class _Graph:
 
     def __init__(self, path: Path, role: str, options: Callable[[], ort.SessionOptions]) -> None:
         try:
-            self.session = ort.InferenceSession(str(path), options(), providers=["CPUExecutionProvider"])
+            self.session = cpu_session(path, options())
         except Exception as err:  # onnxruntime raises several unrelated types for unreadable files
             raise ModelLoadError(f"{path}: cannot load as ONNX ({role} graph): {str(err).strip()}") from None
         self.path, self.role = path, role
@@ -184,7 +185,7 @@ class _Graph:
                 for dim, size in zip(tensor.shape, feeds[tensor.name].shape):
                     if isinstance(dim, str):
                         options.add_free_dimension_override_by_name(dim, size)
-            self._sized[key] = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self._sized[key] = cpu_session(self.path, options)
         return self._sized[key]
 
     def run(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
@@ -227,7 +228,7 @@ class Engine:
         # 3 x 128 x 4800 matmul on a busy 2-core machine (process-wide, like cv2.setNumThreads)
         threadpool_limits(limits=threads, user_api="blas")
         self.resolutions = self._choose_resolutions(resolution)
-        self._options = lambda: self._session_options(threads)
+        self._options = partial(session_options, threads)
         self._sessions: dict[Path, _Graph] = {}  # one session per file, shared by resolutions
         self._graphs = {res: self._load_graphs(res, precision) for res in self.resolutions}
         self._shallow_context: dict[tuple[int, int], int | None] = {}
@@ -258,16 +259,6 @@ class Engine:
             raise ModelLoadError(f"{self.spec.root / 'model.yaml'}: no graphs at {resolution[0]}x{resolution[1]};"
                                  f" exported resolutions: {names}")
         return [resolution]
-
-    @staticmethod
-    def _session_options(threads: int) -> ort.SessionOptions:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        return options
 
     def _load_graphs(self, resolution: tuple[int, int], precision: str) -> dict[str, _Graph]:
         files = self.spec.graphs[resolution]
